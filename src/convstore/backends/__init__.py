@@ -1,0 +1,23 @@
+"""Backends by URL scheme."""
+
+from __future__ import annotations
+
+from convstore.backends.base import Backend
+from convstore.config import ConversationManagerConfig
+from convstore.errors import ConfigurationError
+
+SCHEMES = ("sqlite", "memory")
+
+
+def open_backend(url: str, config: ConversationManagerConfig) -> Backend:
+    """The backend for ``url``: ``sqlite:///PATH`` or ``memory://``."""
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigurationError(f"store URL {url!r} is not a URL such as sqlite:///PATH")
+    scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
+    if scheme in SCHEMES:
+        from convstore.backends.sql.backend import SqlBackend
+
+        return SqlBackend(url, config)
+    raise ConfigurationError(
+        f"store URL scheme {scheme!r} is not supported (supported: {', '.join(SCHEMES)})"
+    )

@@ -1,0 +1,87 @@
+"""The Backend protocol: the few storage primitives every backend implements.
+
+A backend stores and fetches records; it holds no policy. Ids, seq numbers, versions,
+timestamps, validation and the shape of the message tree are decided by the store
+(``convstore.store``) and handed down here already made.
+
+Work happens in units: ``backend.write()`` yields a :class:`Session` that holds the
+store-wide write lock (across threads and processes) until the block ends, and commits
+all of it or none of it; ``backend.read()`` yields a session that sees one consistent
+snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from convstore.models import Conversation, Message
+from convstore.queries import BranchPage, ConversationFilter, ConversationQuery, MessageQuery
+
+
+class Session(Protocol):
+    """The primitives available inside one unit of work."""
+
+    # conversations
+    def get_conversation(self, conversation_id: str) -> Conversation | None: ...
+    def get_stamp(self, conversation_id: str) -> tuple[float, int] | None:
+        """(created_at, version): changes whenever the conversation or its messages do."""
+
+    def insert_conversation(self, conversation: Conversation) -> None: ...
+    def update_conversation(self, conversation_id: str, values: Mapping[str, Any]) -> None: ...
+    def delete_conversation(self, conversation_id: str) -> None:
+        """Delete the conversation and every row derived from it."""
+
+    def list_conversations(self, query: ConversationQuery) -> list[Conversation]:
+        """A page of conversations; with ``query.text``, candidates whose name or
+        description may contain it, unpaged (the store checks and pages them)."""
+
+    def count_conversations(self, where: ConversationFilter) -> int: ...
+    def count_messages(self) -> int: ...
+
+    # messages
+    def insert_messages(self, messages: Sequence[Message]) -> None:
+        """Insert messages that extend the conversation's active branch."""
+
+    def find_message(self, message_id: str) -> Message | None:
+        """The message with this id in any conversation (ids are store-wide)."""
+
+    def get_messages_by_id(self, conversation_id: str, message_ids: Sequence[str]) -> list[Message]:
+        """Those of ``message_ids`` that are in the conversation, by seq."""
+
+    def get_branch(self, conversation_id: str, page: BranchPage) -> list[Message]:
+        """A page of the active branch, in the order the page asks for."""
+
+    def update_message(self, message_id: str, values: Mapping[str, Any]) -> None: ...
+    def delete_messages(self, conversation_id: str, message_ids: Sequence[str]) -> None: ...
+    def reparent_messages(
+        self, conversation_id: str, old_parent_id: str, new_parent_id: str | None
+    ) -> None:
+        """Give the children of ``old_parent_id`` the parent ``new_parent_id``."""
+
+    def search_messages(self, query: MessageQuery) -> list[Message]:
+        """Candidates for ``query``, ordered by conversation then seq, ignoring its page.
+
+        May return more than matches (the store checks each candidate's text) but
+        never fewer.
+        """
+
+    # change feed
+    def record_change(self, conversation_id: str, kind: str, payload: Mapping[str, Any]) -> None:
+        """Append an entry to the store's change feed, in this unit of work."""
+
+
+class Backend(Protocol):
+    """A place conversations are stored, opened from a URL."""
+
+    url: str
+
+    def read(self) -> AbstractContextManager[Session]: ...
+    def write(self) -> AbstractContextManager[Session]: ...
+    def close(self) -> None: ...
+    def disk_usage(self) -> int:
+        """Bytes the store occupies on disk (0 when it lives in memory)."""
+
+    def integrity_problems(self) -> Iterator[str]:
+        """Describe every structural problem found in the stored data (none = healthy)."""

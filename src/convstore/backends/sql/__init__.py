@@ -1,0 +1,1 @@
+"""The SQL backend: SQLAlchemy Core over SQLite (file or memory)."""

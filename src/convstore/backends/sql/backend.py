@@ -1,0 +1,449 @@
+"""SqlBackend: the Backend protocol on SQLAlchemy Core (SQLite on disk or in memory)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Row
+
+from convstore.backends.sql import migrate
+from convstore.backends.sql.engine import WRITE_OPTION, create_engine, parse_url
+from convstore.backends.sql.schema import changes, conversations, messages
+from convstore.config import ConversationManagerConfig
+from convstore.errors import DataIntegrityError, LockTimeoutError, StorageError
+from convstore.models import Conversation, Message, MessageStatus, Role, Usage
+from convstore.queries import (
+    BranchPage,
+    ConversationFilter,
+    ConversationQuery,
+    MessageFilter,
+    MessageQuery,
+    MetadataEquals,
+    TimeRange,
+)
+from convstore.validation import dump_json
+
+_LIKE_ESCAPE = "!"
+
+
+class SqlBackend:
+    """Conversations in a SQL database reached through SQLAlchemy Core."""
+
+    def __init__(self, url: str, config: ConversationManagerConfig) -> None:
+        self.url = url
+        self._spec = parse_url(url)
+        self._lock_timeout = config.lock_timeout
+        # One writer per process at a time: threads queue here instead of spinning on
+        # SQLite's busy handler. In memory, the one shared connection is guarded too.
+        self._local_lock = threading.Lock() if self._spec.path is None else None
+        self._write_lock = threading.Lock()
+        with _translate_errors(self._describe()):
+            self._engine = create_engine(self._spec, config)
+            migrate.ensure_schema(self._engine, self.write)
+
+    @contextmanager
+    def read(self) -> Iterator[SqlSession]:
+        with (
+            self._hold(self._local_lock),
+            _translate_errors(self._describe()),
+            self._engine.connect() as conn,
+            conn.begin(),
+        ):
+            yield SqlSession(conn)
+
+    @contextmanager
+    def write(self) -> Iterator[SqlSession]:
+        with (
+            self._hold(self._local_lock),
+            self._hold(self._write_lock),
+            _translate_errors(self._describe()),
+            self._engine.connect() as conn,
+        ):
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                yield SqlSession(conn)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def disk_usage(self) -> int:
+        if self._spec.path is None:
+            return 0
+        files = [
+            self._spec.path,
+            *(self._spec.path.with_name(self._spec.path.name + s) for s in ("-wal", "-shm")),
+        ]
+        return sum(f.stat().st_size for f in files if f.exists())
+
+    def integrity_problems(self) -> Iterator[str]:
+        with self.read() as session:
+            rows = session.conn.exec_driver_sql("PRAGMA integrity_check").all()
+            problems = [row[0] for row in rows if row[0] != "ok"]
+            problems += [
+                f"foreign key violation in {row[0]} row {row[1]}"
+                for row in session.conn.exec_driver_sql("PRAGMA foreign_key_check").all()
+            ]
+            problems += session.counter_problems()
+        yield from problems
+
+    def _describe(self) -> str:
+        return str(self._spec.path) if self._spec.path else "the in-memory store"
+
+    @contextmanager
+    def _hold(self, lock: threading.Lock | None) -> Iterator[None]:
+        if lock is None:
+            yield
+            return
+        if not lock.acquire(timeout=self._lock_timeout):
+            raise LockTimeoutError(
+                f"could not lock {self._describe()} within {self._lock_timeout}s "
+                "(another writer in this process holds it)"
+            )
+        try:
+            yield
+        finally:
+            lock.release()
+
+
+@contextmanager
+def _translate_errors(where: str) -> Iterator[None]:
+    """Turn driver errors into convstore's typed errors."""
+    try:
+        yield
+    except sa.exc.DBAPIError as exc:
+        original = exc.orig
+        text = str(original).lower()
+        if isinstance(original, sqlite3.OperationalError) and "locked" in text:
+            raise LockTimeoutError(
+                f"could not lock {where}: another process held it past lock_timeout"
+            ) from exc
+        if "not a database" in text or "malformed" in text or "corrupt" in text:
+            raise DataIntegrityError(
+                f"{where} is damaged or is not a SQLite database: {original}"
+            ) from exc
+        raise StorageError(f"storage error on {where}: {original}") from exc
+
+
+class SqlSession:
+    """The Session primitives on one connection inside one transaction."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    # conversations ------------------------------------------------------------------
+
+    def get_conversation(self, conversation_id: str) -> Conversation | None:
+        row = self.conn.execute(
+            sa.select(conversations).where(_live(), conversations.c.id == conversation_id)
+        ).first()
+        return None if row is None else _conversation(row)
+
+    def get_stamp(self, conversation_id: str) -> tuple[float, int] | None:
+        row = self.conn.execute(
+            sa.select(conversations.c.created_at, conversations.c.version).where(
+                _live(), conversations.c.id == conversation_id
+            )
+        ).first()
+        return None if row is None else (row[0], row[1])
+
+    def insert_conversation(self, conversation: Conversation) -> None:
+        values = conversation.model_dump()
+        values["meta"] = values.pop("metadata")
+        self.conn.execute(sa.insert(conversations).values(**values))
+
+    def update_conversation(self, conversation_id: str, values: Mapping[str, Any]) -> None:
+        columns = {("meta" if k == "metadata" else k): v for k, v in values.items()}
+        self.conn.execute(
+            sa.update(conversations).where(conversations.c.id == conversation_id).values(**columns)
+        )
+
+    def delete_conversation(self, conversation_id: str) -> None:
+        self.conn.execute(sa.delete(changes).where(changes.c.conversation_id == conversation_id))
+        # message_chunks go with their messages (ON DELETE CASCADE)
+        self.conn.execute(sa.delete(messages).where(messages.c.conversation_id == conversation_id))
+        self.conn.execute(sa.delete(conversations).where(conversations.c.id == conversation_id))
+
+    def list_conversations(self, query: ConversationQuery) -> list[Conversation]:
+        stmt = sa.select(conversations).where(_live(), *_conversation_conditions(query.where))
+        if query.text is not None:
+            pattern = _contains(query.text)
+            stmt = stmt.where(
+                sa.or_(
+                    conversations.c.name.like(pattern, escape=_LIKE_ESCAPE),
+                    conversations.c.description.like(pattern, escape=_LIKE_ESCAPE),
+                )
+            )
+        column = conversations.c[query.order_by]
+        if query.descending:
+            stmt = stmt.order_by(column.desc(), conversations.c.id.desc())
+        else:
+            stmt = stmt.order_by(column.asc(), conversations.c.id.asc())
+        if query.text is None:
+            stmt = _page(stmt, query.limit, query.offset)
+        return [_conversation(row) for row in self.conn.execute(stmt)]
+
+    def count_conversations(self, where: ConversationFilter) -> int:
+        stmt = sa.select(sa.func.count()).select_from(conversations)
+        stmt = stmt.where(_live(), *_conversation_conditions(where))
+        return int(self.conn.execute(stmt).scalar_one())
+
+    def count_messages(self) -> int:
+        stmt = sa.select(sa.func.coalesce(sa.func.sum(conversations.c.message_count), 0))
+        return int(self.conn.execute(stmt.where(_live())).scalar_one())
+
+    # messages -----------------------------------------------------------------------
+
+    def insert_messages(self, new: Sequence[Message]) -> None:
+        self.conn.execute(sa.insert(messages), [_message_values(m) for m in new])
+
+    def find_message(self, message_id: str) -> Message | None:
+        row = self.conn.execute(sa.select(messages).where(messages.c.id == message_id)).first()
+        return None if row is None else _message(row)
+
+    def get_messages_by_id(self, conversation_id: str, message_ids: Sequence[str]) -> list[Message]:
+        stmt = (
+            sa.select(messages)
+            .where(messages.c.conversation_id == conversation_id, messages.c.id.in_(message_ids))
+            .order_by(messages.c.seq)
+        )
+        return [_message(row) for row in self.conn.execute(stmt)]
+
+    def get_branch(self, conversation_id: str, page: BranchPage) -> list[Message]:
+        stmt = sa.select(messages).where(
+            messages.c.conversation_id == conversation_id, messages.c.active.is_(True)
+        )
+        if page.before_seq is not None:
+            stmt = stmt.where(messages.c.seq < page.before_seq)
+        if page.after_seq is not None:
+            stmt = stmt.where(messages.c.seq > page.after_seq)
+        stmt = stmt.order_by(messages.c.seq.desc() if page.newest_first else messages.c.seq)
+        stmt = _page(stmt, page.limit, page.offset)
+        return [_message(row) for row in self.conn.execute(stmt)]
+
+    def update_message(self, message_id: str, values: Mapping[str, Any]) -> None:
+        columns = dict(values)
+        if "content" in columns:
+            columns["content"] = dump_json(columns["content"])
+        if "metadata" in columns:
+            columns["meta"] = columns.pop("metadata")
+        self.conn.execute(sa.update(messages).where(messages.c.id == message_id).values(**columns))
+
+    def delete_messages(self, conversation_id: str, message_ids: Sequence[str]) -> None:
+        self.conn.execute(
+            sa.delete(messages).where(
+                messages.c.conversation_id == conversation_id, messages.c.id.in_(message_ids)
+            )
+        )
+
+    def reparent_messages(
+        self, conversation_id: str, old_parent_id: str, new_parent_id: str | None
+    ) -> None:
+        self.conn.execute(
+            sa.update(messages)
+            .where(
+                messages.c.conversation_id == conversation_id, messages.c.parent_id == old_parent_id
+            )
+            .values(parent_id=new_parent_id)
+        )
+
+    def search_messages(self, query: MessageQuery) -> list[Message]:
+        # Content is stored as JSON text: the JSON form of the query is a substring of
+        # the JSON form of any string that contains it, so LIKE finds every candidate.
+        pattern = _contains(dump_json(query.text)[1:-1])
+        stmt = (
+            sa.select(messages)
+            .join(conversations, conversations.c.id == messages.c.conversation_id)
+            .where(_live(), messages.c.content.like(pattern, escape=_LIKE_ESCAPE))
+            .where(*_message_conditions(query.where))
+            .order_by(messages.c.conversation_id, messages.c.seq)
+        )
+        return [_message(row) for row in self.conn.execute(stmt)]
+
+    # change feed --------------------------------------------------------------------
+
+    def record_change(self, conversation_id: str, kind: str, payload: Mapping[str, Any]) -> None:
+        self.conn.execute(
+            sa.insert(changes).values(
+                conversation_id=conversation_id,
+                kind=kind,
+                payload=dict(payload),
+                created_at=time.time(),
+            )
+        )
+
+    # checks -------------------------------------------------------------------------
+
+    def counter_problems(self) -> list[str]:
+        """Conversations whose stored counters disagree with their messages."""
+        counted = (
+            sa.select(
+                messages.c.conversation_id,
+                sa.func.count().label("n"),
+                sa.func.max(messages.c.seq).label("top"),
+            )
+            .group_by(messages.c.conversation_id)
+            .subquery()
+        )
+        stmt = sa.select(
+            conversations.c.id,
+            conversations.c.message_count,
+            conversations.c.last_seq,
+            counted.c.n,
+            counted.c.top,
+        ).outerjoin(counted, counted.c.conversation_id == conversations.c.id)
+        problems = []
+        for conv_id, count, last_seq, n, top in self.conn.execute(stmt):
+            if count != (n or 0):
+                problems.append(
+                    f"conversation {conv_id}: message_count {count} but {n or 0} messages"
+                )
+            if (top or 0) > last_seq:
+                problems.append(
+                    f"conversation {conv_id}: last_seq {last_seq} below stored seq {top}"
+                )
+        return problems
+
+
+# helpers ------------------------------------------------------------------------------
+
+
+def _live() -> sa.ColumnElement[bool]:
+    return conversations.c.deleted_at.is_(None)
+
+
+def _page(stmt: sa.Select[Any], limit: int | None, offset: int) -> sa.Select[Any]:
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    if offset:
+        stmt = stmt.offset(offset)
+    return stmt
+
+
+def _contains(text: str) -> str:
+    escaped = text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return f"%{escaped}%"
+
+
+def _time_conditions(
+    column: sa.ColumnElement[float], bounds: TimeRange
+) -> list[sa.ColumnElement[bool]]:
+    conditions = []
+    if bounds.after is not None:
+        conditions.append(column > bounds.after)
+    if bounds.before is not None:
+        conditions.append(column <= bounds.before)
+    return conditions
+
+
+def _metadata_conditions(
+    column: sa.ColumnElement[Any], wanted: Sequence[MetadataEquals]
+) -> list[sa.ColumnElement[bool]]:
+    conditions = []
+    for condition in wanted:
+        element = column[condition.path]
+        value = condition.value
+        if value is None:
+            conditions.append(element.as_json() == sa.null())
+        elif isinstance(value, bool):
+            conditions.append(element.as_boolean() == value)
+        elif isinstance(value, int):
+            conditions.append(element.as_integer() == value)
+        elif isinstance(value, float):
+            conditions.append(element.as_float() == value)
+        else:
+            conditions.append(element.as_string() == value)
+    return conditions
+
+
+def _conversation_conditions(where: ConversationFilter) -> list[sa.ColumnElement[bool]]:
+    c = conversations.c
+    conditions: list[sa.ColumnElement[bool]] = []
+    if where.owner_id is not None:
+        conditions.append(c.owner_id == where.owner_id)
+    if where.conversation_ids is not None:
+        conditions.append(c.id.in_(where.conversation_ids))
+    conditions += _time_conditions(c.created_at, where.created)
+    conditions += _time_conditions(c.updated_at, where.updated)
+    conditions += _metadata_conditions(c.meta, where.metadata)
+    return conditions
+
+
+def _message_conditions(where: MessageFilter) -> list[sa.ColumnElement[bool]]:
+    c = messages.c
+    conditions: list[sa.ColumnElement[bool]] = []
+    if where.conversation_ids is not None:
+        conditions.append(c.conversation_id.in_(where.conversation_ids))
+    if where.roles is not None:
+        conditions.append(c.role.in_([r.value for r in where.roles]))
+    if where.statuses is not None:
+        conditions.append(c.status.in_([s.value for s in where.statuses]))
+    conditions += _time_conditions(c.created_at, where.created)
+    conditions += _metadata_conditions(c.meta, where.metadata)
+    return conditions
+
+
+def _conversation(row: Row[Any]) -> Conversation:
+    return Conversation.model_construct(
+        id=row.id,
+        name=row.name,
+        description=row.description,
+        owner_id=row.owner_id,
+        state=row.state,
+        head_message_id=row.head_message_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        metadata=row.meta,
+        version=row.version,
+        message_count=row.message_count,
+        last_seq=row.last_seq,
+        prompt_tokens=row.prompt_tokens,
+        completion_tokens=row.completion_tokens,
+    )
+
+
+def _message(row: Row[Any]) -> Message:
+    try:
+        content = json.loads(row.content)
+    except ValueError as exc:
+        raise DataIntegrityError(f"message {row.id} has damaged content: {exc}") from exc
+    return Message.model_construct(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        parent_id=row.parent_id,
+        seq=row.seq,
+        role=Role(row.role),
+        type=row.type,
+        content=content,
+        status=MessageStatus(row.status),
+        sender_id=row.sender_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        metadata=row.meta,
+        usage=None if row.usage is None else Usage.model_construct(**row.usage),
+    )
+
+
+def _message_values(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "conversation_id": message.conversation_id,
+        "parent_id": message.parent_id,
+        "seq": message.seq,
+        "active": True,
+        "role": message.role.value,
+        "type": message.type,
+        "content": dump_json(message.content),
+        "status": message.status.value,
+        "sender_id": message.sender_id,
+        "created_at": message.created_at,
+        "updated_at": message.updated_at,
+        "meta": message.metadata,
+        "usage": None if message.usage is None else message.usage.model_dump(),
+    }

@@ -1,0 +1,91 @@
+"""The tables of the SQL backends, as SQLAlchemy Core objects used to build queries.
+
+The migrations in ``migrations/versions`` create and evolve these tables; this module
+describes the schema at the newest revision.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
+
+ID = sa.String(64)
+JSONDoc = sa.JSON().with_variant(JSONB(), "postgresql")
+
+metadata = sa.MetaData()
+
+conversations = sa.Table(
+    "conversations",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column("owner_id", ID),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("description", sa.Text),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("head_message_id", ID),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Column("deleted_at", sa.Double),
+    sa.Column("metadata", JSONDoc, nullable=False, key="meta"),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("message_count", sa.Integer, nullable=False),
+    sa.Column("last_seq", sa.Integer, nullable=False),
+    sa.Column("prompt_tokens", sa.BigInteger, nullable=False),
+    sa.Column("completion_tokens", sa.BigInteger, nullable=False),
+    sa.Index("ix_conversations_updated", "updated_at", "id"),
+    sa.Index("ix_conversations_created", "created_at", "id"),
+    sa.Index("ix_conversations_owner_updated", "owner_id", "updated_at"),
+)
+
+messages = sa.Table(
+    "messages",
+    metadata,
+    sa.Column("id", ID, primary_key=True),
+    sa.Column(
+        "conversation_id",
+        ID,
+        sa.ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    sa.Column("parent_id", ID),
+    sa.Column("seq", sa.Integer, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("content", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("sender_id", ID),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Column("updated_at", sa.Double, nullable=False),
+    sa.Column("metadata", JSONDoc, nullable=False, key="meta"),
+    sa.Column("usage", JSONDoc),
+    sa.UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
+    sa.Index("ix_messages_branch", "conversation_id", "active", "seq"),
+    sa.Index("ix_messages_parent", "conversation_id", "parent_id"),
+)
+
+message_chunks = sa.Table(
+    "message_chunks",
+    metadata,
+    sa.Column(
+        "message_id",
+        ID,
+        sa.ForeignKey("messages.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("seq", sa.Integer, primary_key=True),
+    sa.Column("delta", sa.Text, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+)
+
+changes = sa.Table(
+    "changes",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("conversation_id", ID, nullable=False),
+    sa.Column("kind", sa.String(64), nullable=False),
+    sa.Column("payload", JSONDoc, nullable=False),
+    sa.Column("created_at", sa.Double, nullable=False),
+    sa.Index("ix_changes_conversation", "conversation_id", "id"),
+    sqlite_autoincrement=True,
+)

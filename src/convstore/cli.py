@@ -1,0 +1,217 @@
+"""The ``convstore`` command: look at and try out a store from the shell."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console, Group
+from rich.json import JSON
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+import convstore
+from convstore.errors import ConversationManagerError
+from convstore.models import Conversation, Message
+from convstore.store import ConversationStore
+
+app = typer.Typer(
+    help="convstore: a conversation store for LLM agents and chat applications.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+UrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--url",
+        help="Store URL (default: $CONVSTORE_URL, $DATABASE_URL or sqlite:///./.convstore/convstore.db).",
+    ),
+]
+_ROLE_STYLES = {"user": "cyan", "assistant": "green", "system": "magenta", "tool": "yellow"}
+
+
+@contextmanager
+def _store(url: str | None) -> Iterator[ConversationStore]:
+    """Open the store, turning convstore errors into a one-line message and exit code 2."""
+    try:
+        with convstore.open(url) as store:
+            yield store
+    except ConversationManagerError as exc:
+        err_console.print(f"[bold red]error[/] [{exc.code}] {exc.message}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"convstore {convstore.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Conversation store CLI."""
+
+
+@app.command()
+def demo(url: UrlOption = None) -> None:
+    """Create a conversation, append, edit and search messages, and print the result."""
+    with _store(url) as store:
+        chat = store.create_conversation(
+            "代码重构讨论",
+            description="关于 AutoCoder 架构重构的讨论",
+            metadata={"project": "demo"},
+        )
+        store.append_message(chat.id, "user", "请帮我重构这段代码")
+        reply = store.append_message(
+            chat.id,
+            "assistant",
+            {
+                "type": "code_suggestion",
+                "language": "python",
+                "code": "def total(items):\n    return sum(item.price for item in items)",
+                "explanation": "用生成器表达式代替手写循环，更短也更清楚。",
+            },
+            usage={"prompt_tokens": 42, "completion_tokens": 96, "model": "demo-model"},
+        )
+        suggestion = reply.content if isinstance(reply.content, dict) else {}
+        store.update_message(
+            chat.id,
+            reply.id,
+            content={**suggestion, "explanation": "生成器表达式省掉了临时列表，意图一目了然。"},
+            metadata={"edited": True},
+        )
+        hits = store.search_conversations("重构")
+        console.print(
+            _conversation_panel(store.get_conversation(chat.id), store.get_messages(chat.id))
+        )
+        console.print(
+            f"search [bold]'重构'[/] found {len(hits)} conversation(s); "
+            f"the store at [bold]{store.url}[/] holds {store.count_conversations()} "
+            f"conversation(s) and {store.count_messages()} message(s)."
+        )
+
+
+@app.command("list")
+def list_(
+    url: UrlOption = None,
+    limit: Annotated[int, typer.Option(help="How many to show.")] = 20,
+    offset: Annotated[int, typer.Option(help="How many to skip.")] = 0,
+) -> None:
+    """List conversations, most recently updated first."""
+    with _store(url) as store:
+        found = store.list_conversations(limit=limit, offset=offset)
+        total = store.count_conversations()
+    table = Table(title=f"{total} conversation(s)")
+    for column in ("id", "name", "messages", "updated"):
+        table.add_column(column)
+    for conversation in found:
+        table.add_row(
+            conversation.id,
+            conversation.name,
+            str(conversation.message_count),
+            _when(conversation.updated_at),
+        )
+    console.print(table)
+
+
+@app.command()
+def show(
+    conversation_id: str,
+    url: UrlOption = None,
+    limit: Annotated[int | None, typer.Option(help="Only the newest N messages.")] = None,
+) -> None:
+    """Print one conversation and its messages."""
+    with _store(url) as store:
+        conversation = store.get_conversation(conversation_id)
+        if conversation is None:
+            err_console.print(f"[bold red]error[/] no conversation {conversation_id!r}")
+            raise typer.Exit(1)
+        if limit is None:
+            messages = store.get_messages(conversation_id)
+        else:
+            messages = store.get_messages(conversation_id, limit=limit, newest_first=True)[::-1]
+    console.print(_conversation_panel(conversation, messages))
+
+
+@app.command()
+def search(
+    query: str,
+    url: UrlOption = None,
+    conversation_id: Annotated[
+        str | None, typer.Option("--conversation", help="Search only this conversation.")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="How many messages to show.")] = 20,
+) -> None:
+    """Find messages containing QUERY."""
+    with _store(url) as store:
+        hits = store.search_messages(query, conversation_id=conversation_id, limit=limit)
+    for message in hits:
+        console.print(_message_panel(message, title_extra=f" in {message.conversation_id}"))
+    console.print(f"{len(hits)} message(s) found.")
+
+
+@app.command()
+def health(url: UrlOption = None) -> None:
+    """Print the store's health report as JSON; exit 1 if it is unhealthy."""
+    with _store(url) as store:
+        report = store.health_check()
+        report["integrity_problems"] = store.check_integrity()
+    console.print(JSON(json.dumps(report)))
+    if report["status"] != "healthy" or report["integrity_problems"]:
+        raise typer.Exit(1)
+
+
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _message_panel(message: Message, title_extra: str = "") -> Panel:
+    style = _ROLE_STYLES.get(message.role.value, "white")
+    body: Any = (
+        Text(message.content)
+        if isinstance(message.content, str)
+        else JSON(json.dumps(message.content, ensure_ascii=False))
+    )
+    footer = []
+    if message.metadata:
+        footer.append(f"metadata {json.dumps(message.metadata, ensure_ascii=False)}")
+    if message.usage is not None:
+        footer.append(
+            f"tokens {message.usage.prompt_tokens}+{message.usage.completion_tokens}"
+            + (f" ({message.usage.model})" if message.usage.model else "")
+        )
+    if footer:
+        body = Group(body, Text(" | ".join(footer), style="dim"))
+    return Panel(
+        body,
+        title=f"#{message.seq} {message.role.value}{title_extra}",
+        title_align="left",
+        subtitle=_when(message.created_at),
+        subtitle_align="right",
+        border_style=style,
+    )
+
+
+def _conversation_panel(conversation: Conversation | None, messages: list[Message]) -> Panel:
+    if conversation is None:  # deleted between the two reads
+        return Panel("(conversation deleted)")
+    header = Text.assemble(
+        (conversation.name, "bold"),
+        f"  {conversation.id}\n",
+        (conversation.description or "", "italic"),
+        f"\n{conversation.message_count} message(s), version {conversation.version}, "
+        f"tokens {conversation.prompt_tokens}+{conversation.completion_tokens}",
+    )
+    return Panel(Group(header, *(_message_panel(m) for m in messages)), title="conversation")

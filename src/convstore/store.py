@@ -1,0 +1,734 @@
+"""ConversationStore: the native API, and every rule the backends do not know about.
+
+Validation, ids, seq numbers, versions, timestamps, the message tree, the cache and the
+change feed are decided here, once, and handed to a Backend as finished records.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+
+from convstore.backends.base import Backend, Session
+from convstore.cache import StampedLRUCache
+from convstore.config import ConversationManagerConfig
+from convstore.errors import (
+    ConcurrencyError,
+    ConversationNotFoundError,
+    InvalidInputError,
+    StorageError,
+)
+from convstore.ids import check_id, new_id
+from convstore.models import Conversation, Message, NewMessage, Role, Usage
+from convstore.queries import (
+    BranchPage,
+    ConversationOrder,
+    ConversationQuery,
+    MessageQuery,
+    check_page,
+    check_query_text,
+    check_seq,
+    page_of,
+    parse_conversation_filter,
+    parse_message_filter,
+)
+from convstore.search import text_matches
+from convstore.validation import (
+    MAX_DESCRIPTION_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_TYPE_LENGTH,
+    check_metadata,
+    check_role,
+    check_text,
+    check_usage,
+    encode_content,
+)
+
+_ORDERS = ("updated_at", "created_at", "name")
+_PAIR_SCAN = 64
+
+
+@dataclass(frozen=True, slots=True)
+class _Draft:
+    """A checked message, not yet given its seq, parent and timestamps."""
+
+    role: Role
+    content: Any
+    metadata: dict[str, Any]
+    id: str | None
+    type: str
+    sender_id: str | None
+    usage: Usage | None
+
+
+class ConversationStore:
+    """Conversations and their messages, kept in a Backend.
+
+    Open one with :func:`convstore.open`. A store is safe to share between threads;
+    any number of processes may open the same store at once.
+    """
+
+    def __init__(self, backend: Backend, config: ConversationManagerConfig) -> None:
+        self.config = config
+        self._backend = backend
+        self._branches: StampedLRUCache[list[Message]] = StampedLRUCache(
+            config.max_cache_size, config.cache_ttl
+        )
+        self._local = threading.local()
+        self._closed = False
+
+    @property
+    def url(self) -> str:
+        """The URL this store was opened from."""
+        return self._backend.url
+
+    def close(self) -> None:
+        """Release connections and files. The store cannot be used afterwards."""
+        if not self._closed:
+            self._closed = True
+            self._branches.clear()
+            self._backend.close()
+
+    def __enter__(self) -> ConversationStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # units of work ------------------------------------------------------------------
+
+    @contextmanager
+    def _unit(self, write: bool) -> Iterator[Session]:
+        """A backend session, or the one of the transaction open in this thread."""
+        active: Session | None = getattr(self._local, "session", None)
+        if active is not None:
+            yield active
+            return
+        if self._closed:
+            raise StorageError("the store is closed")
+        with self._backend.write() if write else self._backend.read() as session:
+            yield session
+
+    def _in_transaction(self) -> bool:
+        return getattr(self._local, "session", None) is not None
+
+    @contextmanager
+    def transaction(self, conversation_id: str) -> Iterator[None]:
+        """Run the block's store calls as one unit: all of them are kept, or none.
+
+        The block holds the store's write lock, so other threads and processes wait for
+        it (up to ``lock_timeout``). Calls in the block must come from this thread. A
+        transaction opened inside another joins it.
+        """
+        check_id(conversation_id, "conversation_id")
+        if self._in_transaction():
+            yield
+            return
+        with self._unit(write=True) as session:
+            if session.get_stamp(conversation_id) is None:
+                raise ConversationNotFoundError(conversation_id)
+            self._local.session = session
+            try:
+                yield
+            finally:
+                self._local.session = None
+                self._branches.clear()
+
+    # conversations ------------------------------------------------------------------
+
+    def create_conversation(
+        self,
+        name: str,
+        *,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        owner_id: str | None = None,
+        conversation_id: str | None = None,
+        initial_messages: Iterable[NewMessage | Mapping[str, Any]] | None = None,
+    ) -> Conversation:
+        """Create a conversation (with its first messages, if given) and return it."""
+        name = check_text(name, "name", MAX_NAME_LENGTH)
+        description = check_text(description, "description", MAX_DESCRIPTION_LENGTH, optional=True)
+        metadata = check_metadata(metadata)
+        if owner_id is not None:
+            check_id(owner_id, "owner_id")
+        if conversation_id is not None:
+            check_id(conversation_id, "conversation_id")
+        drafts = self._drafts(initial_messages or [])
+        now = time.time()
+        conversation = Conversation(
+            id=conversation_id or new_id(),
+            name=name,
+            description=description,
+            owner_id=owner_id,
+            created_at=now,
+            updated_at=now,
+            metadata=metadata,
+            version=1,
+        )
+        with self._unit(write=True) as session:
+            if conversation_id is not None and session.get_stamp(conversation_id) is not None:
+                raise ConcurrencyError(f"conversation {conversation_id!r} already exists")
+            session.insert_conversation(conversation)
+            session.record_change(conversation.id, "conversation.created", {})
+            if drafts:
+                conversation, _ = self._append(session, conversation, drafts)
+        return conversation
+
+    def get_conversation(self, conversation_id: str) -> Conversation | None:
+        """The conversation, or None if it does not exist."""
+        check_id(conversation_id, "conversation_id")
+        with self._unit(write=False) as session:
+            return session.get_conversation(conversation_id)
+
+    def list_conversations(
+        self,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        filters: Mapping[str, Any] | None = None,
+        order_by: ConversationOrder = "updated_at",
+        descending: bool = True,
+    ) -> list[Conversation]:
+        """Conversations matching ``filters``, most recently updated first by default.
+
+        Filters: owner_id, conversation_ids, created_after, created_before,
+        updated_after, updated_before (epoch seconds) and metadata ({"a.b": value}).
+        """
+        limit, offset = check_page(limit, offset)
+        if order_by not in _ORDERS:
+            raise InvalidInputError(
+                f"order_by must be one of {', '.join(_ORDERS)}; got {order_by!r}"
+            )
+        query = ConversationQuery(
+            where=parse_conversation_filter(filters),
+            order_by=order_by,
+            descending=bool(descending),
+            limit=limit,
+            offset=offset,
+        )
+        with self._unit(write=False) as session:
+            return session.list_conversations(query)
+
+    def update_conversation(
+        self,
+        conversation_id: str,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Conversation | None:
+        """Change the given fields (None leaves a field as it is); None if missing.
+
+        ``metadata`` replaces the stored metadata as a whole.
+        """
+        check_id(conversation_id, "conversation_id")
+        changes: dict[str, Any] = {}
+        if name is not None:
+            changes["name"] = check_text(name, "name", MAX_NAME_LENGTH)
+        if description is not None:
+            changes["description"] = check_text(description, "description", MAX_DESCRIPTION_LENGTH)
+        if metadata is not None:
+            changes["metadata"] = check_metadata(metadata)
+        with self._unit(write=True) as session:
+            conversation = session.get_conversation(conversation_id)
+            if conversation is None or not changes:
+                return conversation
+            return self._touch(session, conversation, changes, "conversation.updated", {})
+
+    def delete_conversation(self, conversation_id: str) -> bool:
+        """Delete the conversation, its messages and every row derived from them.
+
+        Returns False if there was no such conversation.
+        """
+        check_id(conversation_id, "conversation_id")
+        with self._unit(write=True) as session:
+            if session.get_stamp(conversation_id) is None:
+                return False
+            session.delete_conversation(conversation_id)
+            session.record_change(conversation_id, "conversation.deleted", {})
+        self._branches.invalidate(conversation_id)
+        return True
+
+    def count_conversations(self, filters: Mapping[str, Any] | None = None) -> int:
+        """How many conversations match ``filters`` (all of them by default)."""
+        where = parse_conversation_filter(filters)
+        with self._unit(write=False) as session:
+            return session.count_conversations(where)
+
+    def count_messages(self) -> int:
+        """How many messages the store holds."""
+        with self._unit(write=False) as session:
+            return session.count_messages()
+
+    # messages -----------------------------------------------------------------------
+
+    def append_message(
+        self,
+        conversation_id: str,
+        role: str,
+        content: Any,
+        *,
+        metadata: dict[str, Any] | None = None,
+        message_id: str | None = None,
+        type: str = "text",
+        sender_id: str | None = None,
+        usage: Usage | Mapping[str, Any] | None = None,
+    ) -> Message:
+        """Append a message to the conversation's active branch and return it.
+
+        Retrying is safe: if ``message_id`` already exists with the same role and
+        content, that message is returned and nothing is added; with other content,
+        ConcurrencyError is raised.
+        """
+        draft = self._draft(NewMessage(role, content, metadata, message_id, type, sender_id, usage))
+        return self._append_drafts(conversation_id, [draft])[0]
+
+    def append_messages(
+        self, conversation_id: str, messages: Iterable[NewMessage | Mapping[str, Any]]
+    ) -> list[Message]:
+        """Append several messages in order, all or none, and return them."""
+        drafts = self._drafts(messages)
+        if not drafts:
+            check_id(conversation_id, "conversation_id")
+            return []
+        return self._append_drafts(conversation_id, drafts)
+
+    def get_messages(
+        self,
+        conversation_id: str,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+        message_ids: Sequence[str] | None = None,
+        before_seq: int | None = None,
+        after_seq: int | None = None,
+        newest_first: bool = False,
+    ) -> list[Message]:
+        """Messages of the conversation's active branch, oldest first.
+
+        Page by ``limit``/``offset`` or, cheaper on long conversations, by seq cursors:
+        ``newest_first=True, limit=50`` gives the newest 50, then ``before_seq=<the
+        smallest seq seen>`` the 50 before them. ``message_ids`` picks messages by id
+        (in seq order; unknown ids are skipped). Raises ConversationNotFoundError.
+        """
+        check_id(conversation_id, "conversation_id")
+        limit, offset = check_page(limit, offset)
+        page = BranchPage(
+            limit=limit,
+            offset=offset,
+            before_seq=check_seq(before_seq, "before_seq"),
+            after_seq=check_seq(after_seq, "after_seq"),
+            newest_first=bool(newest_first),
+        )
+        wanted = None if message_ids is None else self._id_list(message_ids)
+        with self._unit(write=False) as session:
+            stamp = session.get_stamp(conversation_id)
+            if stamp is None:
+                raise ConversationNotFoundError(conversation_id)
+            if wanted is not None:
+                return page_of(session.get_messages_by_id(conversation_id, wanted), page)
+            if self._in_transaction():
+                return session.get_branch(conversation_id, page)
+            branch = self._branches.get(conversation_id, stamp)
+            if branch is not None:
+                return page_of(branch, page)
+            if page != BranchPage():
+                return session.get_branch(conversation_id, page)
+            branch = session.get_branch(conversation_id, page)
+        self._branches.put(conversation_id, stamp, branch)
+        return list(branch)
+
+    def get_message(self, conversation_id: str, message_id: str) -> Message | None:
+        """The message, or None if the conversation holds no message with that id."""
+        check_id(conversation_id, "conversation_id")
+        check_id(message_id, "message_id")
+        with self._unit(write=False) as session:
+            return _owned(session.find_message(message_id), conversation_id)
+
+    def update_message(
+        self,
+        conversation_id: str,
+        message_id: str,
+        *,
+        content: Any = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Message | None:
+        """Edit the message in place (None leaves a field as it is); None if missing."""
+        check_id(conversation_id, "conversation_id")
+        check_id(message_id, "message_id")
+        changes: dict[str, Any] = {}
+        if content is not None:
+            encode_content(content, self.config.max_message_size)
+            changes["content"] = content
+        if metadata is not None:
+            changes["metadata"] = check_metadata(metadata)
+        with self._unit(write=True) as session:
+            message = _owned(session.find_message(message_id), conversation_id)
+            conversation = session.get_conversation(conversation_id)
+            if message is None or conversation is None or not changes:
+                return message
+            changes["updated_at"] = time.time()
+            session.update_message(message_id, changes)
+            self._touch(session, conversation, {}, "message.updated", {"message_id": message_id})
+        return message.model_copy(update=changes)
+
+    def delete_message(self, conversation_id: str, message_id: str) -> bool:
+        """Delete one message; its replies follow its parent. False if missing."""
+        check_id(conversation_id, "conversation_id")
+        check_id(message_id, "message_id")
+        with self._unit(write=True) as session:
+            message = _owned(session.find_message(message_id), conversation_id)
+            conversation = session.get_conversation(conversation_id)
+            if message is None or conversation is None:
+                return False
+            self._remove(session, conversation, [message])
+        return True
+
+    def delete_message_pair(self, conversation_id: str, user_message_id: str) -> list[Message]:
+        """Delete a user message and the replies that answer it; return what was deleted.
+
+        The replies are the non-user messages that follow it on its branch, up to the
+        next user message. Returns [] if the message does not exist; raises
+        InvalidInputError if it is not a user message.
+        """
+        check_id(conversation_id, "conversation_id")
+        check_id(user_message_id, "user_message_id")
+        with self._unit(write=True) as session:
+            message = _owned(session.find_message(user_message_id), conversation_id)
+            conversation = session.get_conversation(conversation_id)
+            if message is None or conversation is None:
+                return []
+            if message.role is not Role.USER:
+                raise InvalidInputError(
+                    f"message {user_message_id!r} is a {message.role.value} message; "
+                    "delete_message_pair takes the id of a user message"
+                )
+            doomed = [message, *self._replies(session, message)]
+            self._remove(session, conversation, doomed)
+        return doomed
+
+    # search -------------------------------------------------------------------------
+
+    def search_conversations(
+        self,
+        query: str,
+        *,
+        search_in_messages: bool = True,
+        filters: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Conversation]:
+        """Conversations whose name or description (or, by default, any message)
+        contains ``query``, ignoring ASCII case; most recently updated first."""
+        text = check_query_text(query)
+        where = parse_conversation_filter(filters)
+        limit, offset = check_page(limit, offset)
+        with self._unit(write=False) as session:
+            found = {
+                c.id
+                for c in session.list_conversations(ConversationQuery(where=where, text=text))
+                if text_matches([c.name, c.description or ""], text)
+            }
+            if search_in_messages:
+                scope = parse_message_filter({"conversation_ids": where.conversation_ids})
+                found.update(
+                    m.conversation_id
+                    for m in session.search_messages(MessageQuery(text=text, where=scope))
+                    if text_matches(m.content, text)
+                )
+            if not found:
+                return []
+            query_ = ConversationQuery(
+                where=replace(where, conversation_ids=tuple(sorted(found))),
+                limit=limit,
+                offset=offset,
+            )
+            return session.list_conversations(query_)
+
+    def search_messages(
+        self,
+        query: str,
+        *,
+        conversation_id: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[Message]:
+        """Messages whose text contains ``query`` (ignoring ASCII case), in one
+        conversation or the whole store, ordered by conversation and seq.
+
+        Only the text inside content counts, not JSON keys or syntax. Filters: role,
+        status, conversation_ids, created_after, created_before and metadata.
+        """
+        text = check_query_text(query)
+        where = parse_message_filter(filters)
+        limit, offset = check_page(limit, offset)
+        if conversation_id is not None:
+            check_id(conversation_id, "conversation_id")
+            scope = where.conversation_ids
+            where = replace(
+                where,
+                conversation_ids=(conversation_id,)
+                if scope is None or conversation_id in scope
+                else (),
+            )
+        with self._unit(write=False) as session:
+            if conversation_id is not None and session.get_stamp(conversation_id) is None:
+                raise ConversationNotFoundError(conversation_id)
+            hits = [
+                m
+                for m in session.search_messages(MessageQuery(text=text, where=where))
+                if text_matches(m.content, text)
+            ]
+        end = None if limit is None else offset + limit
+        return hits[offset:end]
+
+    # health -------------------------------------------------------------------------
+
+    def health_check(self) -> dict[str, Any]:
+        """Status, counts, disk usage and cache figures; never raises."""
+        report: dict[str, Any] = {"status": "healthy", "backend": self.url.split(":", 1)[0]}
+        try:
+            with self._unit(write=False) as session:
+                report["conversations_count"] = session.count_conversations(
+                    parse_conversation_filter(None)
+                )
+                report["total_messages"] = session.count_messages()
+            report["disk_usage"] = self.disk_usage()
+        except Exception as exc:  # a health check reports failures instead of raising them
+            report.update(status="unhealthy", error=f"{type(exc).__name__}: {exc}")
+        report["last_backup"] = None
+        report["locks_status"] = {
+            "lock_timeout": self.config.lock_timeout,
+            "transaction_open_in_this_thread": self._in_transaction(),
+        }
+        report["cache"] = self._branches.stats()
+        return report
+
+    def disk_usage(self) -> int:
+        """Bytes the store occupies on disk (0 in memory)."""
+        return self._backend.disk_usage()
+
+    def check_integrity(self) -> list[str]:
+        """Every structural problem found in the stored data; [] means intact."""
+        return list(self._backend.integrity_problems())
+
+    # internals ----------------------------------------------------------------------
+
+    def _draft(self, new: NewMessage) -> _Draft:
+        encode_content(new.content, self.config.max_message_size)
+        return _Draft(
+            role=check_role(new.role),
+            content=new.content,
+            metadata=check_metadata(new.metadata),
+            id=None if new.id is None else check_id(new.id, "message_id"),
+            type=check_text(new.type, "type", MAX_TYPE_LENGTH),
+            sender_id=None if new.sender_id is None else check_id(new.sender_id, "sender_id"),
+            usage=check_usage(new.usage),
+        )
+
+    def _drafts(self, messages: Iterable[NewMessage | Mapping[str, Any]]) -> list[_Draft]:
+        if isinstance(messages, str | bytes | Mapping) or not isinstance(messages, Iterable):
+            raise InvalidInputError("messages must be a list of messages")
+        drafts = []
+        for index, item in enumerate(messages):
+            if isinstance(item, Mapping):
+                new = _new_message_from_mapping(item, index)
+            elif isinstance(item, NewMessage):
+                new = item
+            else:
+                raise InvalidInputError(
+                    f"messages[{index}] must be a dict or NewMessage, not {type(item).__name__}"
+                )
+            try:
+                drafts.append(self._draft(new))
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"messages[{index}]: {exc.message}") from None
+        return drafts
+
+    def _id_list(self, ids: Sequence[str]) -> list[str]:
+        if isinstance(ids, str) or not isinstance(ids, Sequence | set | frozenset):
+            raise InvalidInputError("message_ids must be a list of ids")
+        return [check_id(i, "message_ids item") for i in ids]
+
+    def _append_drafts(self, conversation_id: str, drafts: list[_Draft]) -> list[Message]:
+        check_id(conversation_id, "conversation_id")
+        with self._unit(write=True) as session:
+            conversation = session.get_conversation(conversation_id)
+            if conversation is None:
+                raise ConversationNotFoundError(conversation_id)
+            _, appended = self._append(session, conversation, drafts)
+        self._branches.invalidate(conversation_id)
+        return appended
+
+    def _append(
+        self, session: Session, conversation: Conversation, drafts: list[_Draft]
+    ) -> tuple[Conversation, list[Message]]:
+        """Insert the drafts after the head; retried ids return what is stored."""
+        result: list[Message] = []
+        fresh: list[Message] = []
+        seen: dict[str, Message] = {}
+        seq, parent, now = conversation.last_seq, conversation.head_message_id, time.time()
+        prompt = completion = 0
+        for draft in drafts:
+            earlier = None
+            if draft.id is not None:
+                earlier = seen.get(draft.id) or session.find_message(draft.id)
+                if earlier is not None:
+                    _check_retry(earlier, draft, conversation.id)
+                    result.append(earlier)
+                    continue
+            seq += 1
+            message = Message(
+                id=draft.id or new_id(),
+                conversation_id=conversation.id,
+                parent_id=parent,
+                seq=seq,
+                role=draft.role,
+                type=draft.type,
+                content=draft.content,
+                sender_id=draft.sender_id,
+                created_at=now,
+                updated_at=now,
+                metadata=draft.metadata,
+                usage=draft.usage,
+            )
+            if draft.usage is not None:
+                prompt += draft.usage.prompt_tokens
+                completion += draft.usage.completion_tokens
+            parent = message.id
+            seen[message.id] = message
+            fresh.append(message)
+            result.append(message)
+        if not fresh:
+            return conversation, result
+        session.insert_messages(fresh)
+        updated = self._touch(
+            session,
+            conversation,
+            {
+                "last_seq": seq,
+                "head_message_id": parent,
+                "message_count": conversation.message_count + len(fresh),
+                "prompt_tokens": conversation.prompt_tokens + prompt,
+                "completion_tokens": conversation.completion_tokens + completion,
+            },
+            "messages.appended",
+            {"message_ids": [m.id for m in fresh], "first_seq": fresh[0].seq, "last_seq": seq},
+            now=now,
+        )
+        return updated, result
+
+    def _touch(
+        self,
+        session: Session,
+        conversation: Conversation,
+        changes: dict[str, Any],
+        kind: str,
+        payload: dict[str, Any],
+        now: float | None = None,
+    ) -> Conversation:
+        """Write ``changes`` to the conversation, bump its version and log the change."""
+        values = {
+            **changes,
+            "version": conversation.version + 1,
+            "updated_at": max(now or time.time(), conversation.updated_at),
+        }
+        session.update_conversation(conversation.id, values)
+        session.record_change(conversation.id, kind, payload)
+        self._branches.invalidate(conversation.id)
+        return conversation.model_copy(update=values)
+
+    def _replies(self, session: Session, message: Message) -> list[Message]:
+        """The non-user messages that continue ``message``'s branch, up to the next user one."""
+        replies: list[Message] = []
+        parent, after = message.id, message.seq
+        while True:
+            page = session.get_branch(
+                message.conversation_id, BranchPage(limit=_PAIR_SCAN, after_seq=after)
+            )
+            for follower in page:
+                if follower.parent_id != parent or follower.role is Role.USER:
+                    return replies
+                replies.append(follower)
+                parent, after = follower.id, follower.seq
+            if len(page) < _PAIR_SCAN:
+                return replies
+
+    def _remove(self, session: Session, conversation: Conversation, doomed: list[Message]) -> None:
+        """Delete messages, hand their children to the nearest surviving ancestor."""
+        parent_of = {m.id: m.parent_id for m in doomed}
+
+        def survivor(message_id: str | None) -> str | None:
+            while message_id in parent_of:
+                message_id = parent_of[message_id]
+            return message_id
+
+        for message in doomed:
+            session.reparent_messages(conversation.id, message.id, survivor(message.parent_id))
+        session.delete_messages(conversation.id, list(parent_of))
+        usage = [m.usage for m in doomed if m.usage is not None]
+        self._touch(
+            session,
+            conversation,
+            {
+                "head_message_id": survivor(conversation.head_message_id),
+                "message_count": conversation.message_count - len(doomed),
+                "prompt_tokens": conversation.prompt_tokens - sum(u.prompt_tokens for u in usage),
+                "completion_tokens": conversation.completion_tokens
+                - sum(u.completion_tokens for u in usage),
+            },
+            "messages.deleted",
+            {"message_ids": list(parent_of)},
+        )
+
+
+def _owned(message: Message | None, conversation_id: str) -> Message | None:
+    return message if message is not None and message.conversation_id == conversation_id else None
+
+
+def _check_retry(stored: Message, draft: _Draft, conversation_id: str) -> None:
+    if (
+        stored.conversation_id != conversation_id
+        or stored.role is not draft.role
+        or stored.content != draft.content
+    ):
+        raise ConcurrencyError(
+            f"message id {stored.id!r} is already used by a different message; "
+            "a retry must repeat the same conversation, role and content"
+        )
+
+
+_NEW_MESSAGE_FIELDS = {
+    "role",
+    "content",
+    "metadata",
+    "message_id",
+    "id",
+    "type",
+    "sender_id",
+    "usage",
+}
+
+
+def _new_message_from_mapping(item: Mapping[str, Any], index: int) -> NewMessage:
+    unknown = sorted(str(k) for k in item if k not in _NEW_MESSAGE_FIELDS)
+    if unknown:
+        raise InvalidInputError(f"messages[{index}] has unknown fields: {', '.join(unknown)}")
+    for required in ("role", "content"):
+        if required not in item:
+            raise InvalidInputError(f"messages[{index}] has no {required!r}")
+    return NewMessage(
+        role=item["role"],
+        content=item["content"],
+        metadata=item.get("metadata"),
+        id=item.get("message_id", item.get("id")),
+        type=item.get("type", "text"),
+        sender_id=item.get("sender_id"),
+        usage=item.get("usage"),
+    )
