@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
 
@@ -35,18 +35,30 @@ class MessageStatus(StrEnum):
     RETRACTED = "retracted"
 
 
-class Usage(BaseModel):
-    """Token usage of one model call."""
+class _Record(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    @classmethod
+    def from_stored(cls, values: dict[str, Any]) -> Self:
+        """A record from values that were validated when they were written.
+
+        Skips validation, which would otherwise dominate the cost of reading a long
+        conversation; ``values`` must hold every field, already of the right type.
+        """
+        record = cls.__new__(cls)
+        object.__setattr__(record, "__dict__", values)
+        object.__setattr__(record, "__pydantic_fields_set__", set(values))
+        object.__setattr__(record, "__pydantic_extra__", None)
+        object.__setattr__(record, "__pydantic_private__", None)
+        return record
+
+
+class Usage(_Record):
+    """Token usage of one model call."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     model: str | None = None
-
-
-class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", use_enum_values=False)
 
 
 class Conversation(_Record):

@@ -23,7 +23,7 @@ from convstore.errors import (
     StorageError,
 )
 from convstore.ids import check_id, new_id
-from convstore.models import Conversation, Message, NewMessage, Role, Usage
+from convstore.models import Conversation, Message, MessageStatus, NewMessage, Role, Usage
 from convstore.queries import (
     BranchPage,
     ConversationOrder,
@@ -584,19 +584,22 @@ class ConversationStore:
                     result.append(earlier)
                     continue
             seq += 1
-            message = Message(
-                id=draft.id or new_id(),
-                conversation_id=conversation.id,
-                parent_id=parent,
-                seq=seq,
-                role=draft.role,
-                type=draft.type,
-                content=draft.content,
-                sender_id=draft.sender_id,
-                created_at=now,
-                updated_at=now,
-                metadata=draft.metadata,
-                usage=draft.usage,
+            message = Message.from_stored(  # every field was checked by _draft
+                {
+                    "id": draft.id or new_id(),
+                    "conversation_id": conversation.id,
+                    "parent_id": parent,
+                    "seq": seq,
+                    "role": draft.role,
+                    "type": draft.type,
+                    "content": draft.content,
+                    "status": MessageStatus.COMPLETE,
+                    "sender_id": draft.sender_id,
+                    "created_at": now,
+                    "updated_at": now,
+                    "metadata": draft.metadata,
+                    "usage": draft.usage,
+                }
             )
             if draft.usage is not None:
                 prompt += draft.usage.prompt_tokens

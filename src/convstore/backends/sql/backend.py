@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
@@ -11,10 +12,11 @@ from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 
 from convstore.backends.sql import migrate
-from convstore.backends.sql.engine import WRITE_OPTION, create_engine, parse_url
+from convstore.backends.sql.engine import BEGIN_READ, BEGIN_WRITE, create_engine, parse_url
+from convstore.backends.sql.prepared import StatementCache
 from convstore.backends.sql.schema import changes, conversations, messages
 from convstore.config import ConversationManagerConfig
 from convstore.errors import DataIntegrityError, LockTimeoutError, StorageError
@@ -46,29 +48,40 @@ class SqlBackend:
         self._write_lock = threading.Lock()
         with _translate_errors(self._describe()):
             self._engine = create_engine(self._spec, config)
+            self._statements = StatementCache(self._engine.dialect)
             migrate.ensure_schema(self._engine, self.write)
 
     @contextmanager
     def read(self) -> Iterator[SqlSession]:
-        with (
-            self._hold(self._local_lock),
-            _translate_errors(self._describe()),
-            self._engine.connect() as conn,
-            conn.begin(),
-        ):
-            yield SqlSession(conn)
+        with self._hold(self._local_lock), self._unit(BEGIN_READ) as session:
+            yield session
 
     @contextmanager
     def write(self) -> Iterator[SqlSession]:
         with (
             self._hold(self._local_lock),
             self._hold(self._write_lock),
-            _translate_errors(self._describe()),
-            self._engine.connect() as conn,
+            self._unit(BEGIN_WRITE) as session,
         ):
-            conn.execution_options(**{WRITE_OPTION: True})
-            with conn.begin():
-                yield SqlSession(conn)
+            yield session
+
+    @contextmanager
+    def _unit(self, begin: str) -> Iterator[SqlSession]:
+        """One transaction on a pooled connection: committed, or rolled back on error."""
+        with _translate_errors(self._describe()), self._engine.connect() as conn:
+            driver = conn.connection.dbapi_connection
+            assert driver is not None
+            cursor = driver.cursor()
+            try:
+                cursor.execute(begin)
+                try:
+                    yield SqlSession(conn, self._statements)
+                except BaseException:
+                    cursor.execute("ROLLBACK")
+                    raise
+                cursor.execute("COMMIT")
+            finally:
+                cursor.close()
 
     def close(self) -> None:
         self._engine.dispose()
@@ -114,11 +127,11 @@ class SqlBackend:
 
 @contextmanager
 def _translate_errors(where: str) -> Iterator[None]:
-    """Turn driver errors into convstore's typed errors."""
+    """Turn driver errors, raw or wrapped by SQLAlchemy, into convstore's typed errors."""
     try:
         yield
-    except sa.exc.DBAPIError as exc:
-        original = exc.orig
+    except (sa.exc.DBAPIError, sqlite3.Error) as exc:
+        original = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
         text = str(original).lower()
         if isinstance(original, sqlite3.OperationalError) and "locked" in text:
             raise LockTimeoutError(
@@ -134,35 +147,34 @@ def _translate_errors(where: str) -> Iterator[None]:
 class SqlSession:
     """The Session primitives on one connection inside one transaction."""
 
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, statements: StatementCache) -> None:
         self.conn = conn
+        self._statements = statements
+
+    def _rows(self, statement: sa.Select[Any], **values: Any) -> list[tuple[Any, ...]]:
+        return self._statements.get(statement).rows(self.conn, values)
+
+    def _run(self, statement: sa.ClauseElement, rows: Sequence[Mapping[str, Any]]) -> None:
+        self._statements.get(statement, rows[0].keys()).run(self.conn, rows)
 
     # conversations ------------------------------------------------------------------
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
-        row = self.conn.execute(
-            sa.select(conversations).where(_live(), conversations.c.id == conversation_id)
-        ).first()
-        return None if row is None else _conversation(row)
+        rows = self._rows(_GET_CONVERSATION, conversation_id=conversation_id)
+        return _conversation(rows[0]) if rows else None
 
     def get_stamp(self, conversation_id: str) -> tuple[float, int] | None:
-        row = self.conn.execute(
-            sa.select(conversations.c.created_at, conversations.c.version).where(
-                _live(), conversations.c.id == conversation_id
-            )
-        ).first()
-        return None if row is None else (row[0], row[1])
+        rows = self._rows(_GET_STAMP, conversation_id=conversation_id)
+        return (rows[0][0], rows[0][1]) if rows else None
 
     def insert_conversation(self, conversation: Conversation) -> None:
         values = conversation.model_dump()
         values["meta"] = values.pop("metadata")
-        self.conn.execute(sa.insert(conversations).values(**values))
+        self._run(_INSERT_CONVERSATION, [values])
 
     def update_conversation(self, conversation_id: str, values: Mapping[str, Any]) -> None:
         columns = {("meta" if k == "metadata" else k): v for k, v in values.items()}
-        self.conn.execute(
-            sa.update(conversations).where(conversations.c.id == conversation_id).values(**columns)
-        )
+        self._run(_UPDATE_CONVERSATION, [{"target_id": conversation_id, **columns}])
 
     def delete_conversation(self, conversation_id: str) -> None:
         self.conn.execute(sa.delete(changes).where(changes.c.conversation_id == conversation_id))
@@ -171,23 +183,29 @@ class SqlSession:
         self.conn.execute(sa.delete(conversations).where(conversations.c.id == conversation_id))
 
     def list_conversations(self, query: ConversationQuery) -> list[Conversation]:
-        stmt = sa.select(conversations).where(_live(), *_conversation_conditions(query.where))
+        paged = query.text is None
+        stmt = _list_statement(
+            query.order_by,
+            query.descending,
+            limited=paged and query.limit is not None,
+            skipping=paged and query.offset > 0,
+        )
+        conditions = _conversation_conditions(query.where)
         if query.text is not None:
             pattern = _contains(query.text)
-            stmt = stmt.where(
+            conditions.append(
                 sa.or_(
                     conversations.c.name.like(pattern, escape=_LIKE_ESCAPE),
                     conversations.c.description.like(pattern, escape=_LIKE_ESCAPE),
                 )
             )
-        column = conversations.c[query.order_by]
-        if query.descending:
-            stmt = stmt.order_by(column.desc(), conversations.c.id.desc())
+        params = {"limit": query.limit, "offset": query.offset}
+        found: Sequence[Sequence[Any]]
+        if conditions:
+            found = self.conn.execute(stmt.where(*conditions), params).all()
         else:
-            stmt = stmt.order_by(column.asc(), conversations.c.id.asc())
-        if query.text is None:
-            stmt = _page(stmt, query.limit, query.offset)
-        return [_conversation(row) for row in self.conn.execute(stmt)]
+            found = self._rows(stmt, **params)
+        return [_conversation(row) for row in found]
 
     def count_conversations(self, where: ConversationFilter) -> int:
         stmt = sa.select(sa.func.count()).select_from(conversations)
@@ -201,31 +219,37 @@ class SqlSession:
     # messages -----------------------------------------------------------------------
 
     def insert_messages(self, new: Sequence[Message]) -> None:
-        self.conn.execute(sa.insert(messages), [_message_values(m) for m in new])
+        self._run(_INSERT_MESSAGE, [_message_values(m) for m in new])
 
     def find_message(self, message_id: str) -> Message | None:
-        row = self.conn.execute(sa.select(messages).where(messages.c.id == message_id)).first()
-        return None if row is None else _message(row)
+        rows = self._rows(_FIND_MESSAGE, message_id=message_id)
+        return _message(rows[0]) if rows else None
 
     def get_messages_by_id(self, conversation_id: str, message_ids: Sequence[str]) -> list[Message]:
         stmt = (
-            sa.select(messages)
+            sa.select(*_MESSAGE_COLUMNS)
             .where(messages.c.conversation_id == conversation_id, messages.c.id.in_(message_ids))
             .order_by(messages.c.seq)
         )
-        return [_message(row) for row in self.conn.execute(stmt)]
+        return [_message(row) for row in self.conn.execute(stmt).all()]
 
     def get_branch(self, conversation_id: str, page: BranchPage) -> list[Message]:
-        stmt = sa.select(messages).where(
-            messages.c.conversation_id == conversation_id, messages.c.active.is_(True)
+        stmt = _branch_statement(
+            before=page.before_seq is not None,
+            after=page.after_seq is not None,
+            newest_first=page.newest_first,
+            limited=page.limit is not None,
+            skipping=page.offset > 0,
         )
-        if page.before_seq is not None:
-            stmt = stmt.where(messages.c.seq < page.before_seq)
-        if page.after_seq is not None:
-            stmt = stmt.where(messages.c.seq > page.after_seq)
-        stmt = stmt.order_by(messages.c.seq.desc() if page.newest_first else messages.c.seq)
-        stmt = _page(stmt, page.limit, page.offset)
-        return [_message(row) for row in self.conn.execute(stmt)]
+        found = self._rows(
+            stmt,
+            conversation_id=conversation_id,
+            before_seq=page.before_seq,
+            after_seq=page.after_seq,
+            limit=page.limit,
+            offset=page.offset,
+        )
+        return [_message(row) for row in found]
 
     def update_message(self, message_id: str, values: Mapping[str, Any]) -> None:
         columns = dict(values)
@@ -258,25 +282,24 @@ class SqlSession:
         # the JSON form of any string that contains it, so LIKE finds every candidate.
         pattern = _contains(dump_json(query.text)[1:-1])
         stmt = (
-            sa.select(messages)
+            sa.select(*_MESSAGE_COLUMNS)
             .join(conversations, conversations.c.id == messages.c.conversation_id)
             .where(_live(), messages.c.content.like(pattern, escape=_LIKE_ESCAPE))
             .where(*_message_conditions(query.where))
             .order_by(messages.c.conversation_id, messages.c.seq)
         )
-        return [_message(row) for row in self.conn.execute(stmt)]
+        return [_message(row) for row in self.conn.execute(stmt).all()]
 
     # change feed --------------------------------------------------------------------
 
     def record_change(self, conversation_id: str, kind: str, payload: Mapping[str, Any]) -> None:
-        self.conn.execute(
-            sa.insert(changes).values(
-                conversation_id=conversation_id,
-                kind=kind,
-                payload=dict(payload),
-                created_at=time.time(),
-            )
-        )
+        change = {
+            "conversation_id": conversation_id,
+            "kind": kind,
+            "payload": dict(payload),
+            "created_at": time.time(),
+        }
+        self._run(_INSERT_CHANGE, [change])
 
     # checks -------------------------------------------------------------------------
 
@@ -311,6 +334,65 @@ class SqlSession:
         return problems
 
 
+# statements ---------------------------------------------------------------------------
+# The hot paths run statements built once, with bound parameters: building a statement
+# and computing its cache key costs several times more than executing it on SQLite.
+
+_MESSAGE_COLUMNS = [column for column in messages.c if column.key != "active"]
+
+_CONVERSATION_COLUMNS = [column for column in conversations.c if column.key != "deleted_at"]
+_CONVERSATION_FIELDS = [
+    "metadata" if column.key == "meta" else column.key for column in _CONVERSATION_COLUMNS
+]
+
+_GET_CONVERSATION = sa.select(*_CONVERSATION_COLUMNS).where(
+    conversations.c.deleted_at.is_(None),
+    conversations.c.id == sa.bindparam("conversation_id"),
+)
+_GET_STAMP = sa.select(conversations.c.created_at, conversations.c.version).where(
+    conversations.c.deleted_at.is_(None),
+    conversations.c.id == sa.bindparam("conversation_id"),
+)
+_INSERT_CONVERSATION = sa.insert(conversations)
+_UPDATE_CONVERSATION = sa.update(conversations).where(
+    conversations.c.id == sa.bindparam("target_id")
+)
+_INSERT_MESSAGE = sa.insert(messages)
+_FIND_MESSAGE = sa.select(*_MESSAGE_COLUMNS).where(messages.c.id == sa.bindparam("message_id"))
+_INSERT_CHANGE = sa.insert(changes)
+
+
+@functools.cache
+def _branch_statement(
+    *, before: bool, after: bool, newest_first: bool, limited: bool, skipping: bool
+) -> sa.Select[Any]:
+    """The query for one shape of BranchPage; the page's numbers are bound parameters."""
+    c = messages.c
+    stmt = sa.select(*_MESSAGE_COLUMNS).where(
+        c.conversation_id == sa.bindparam("conversation_id"), c.active.is_(True)
+    )
+    if before:
+        stmt = stmt.where(c.seq < sa.bindparam("before_seq"))
+    if after:
+        stmt = stmt.where(c.seq > sa.bindparam("after_seq"))
+    stmt = stmt.order_by(c.seq.desc() if newest_first else c.seq)
+    return _page(stmt, limited, skipping)
+
+
+@functools.cache
+def _list_statement(
+    order_by: str, descending: bool, *, limited: bool, skipping: bool
+) -> sa.Select[Any]:
+    """The query for one ordering of conversations, before any filter is added."""
+    column, tiebreak = conversations.c[order_by], conversations.c.id
+    stmt = sa.select(*_CONVERSATION_COLUMNS).where(_live())
+    if descending:
+        stmt = stmt.order_by(column.desc(), tiebreak.desc())
+    else:
+        stmt = stmt.order_by(column.asc(), tiebreak.asc())
+    return _page(stmt, limited, skipping)
+
+
 # helpers ------------------------------------------------------------------------------
 
 
@@ -318,11 +400,11 @@ def _live() -> sa.ColumnElement[bool]:
     return conversations.c.deleted_at.is_(None)
 
 
-def _page(stmt: sa.Select[Any], limit: int | None, offset: int) -> sa.Select[Any]:
-    if limit is not None:
-        stmt = stmt.limit(limit)
-    if offset:
-        stmt = stmt.offset(offset)
+def _page(stmt: sa.Select[Any], limited: bool, skipping: bool) -> sa.Select[Any]:
+    if limited:
+        stmt = stmt.limit(sa.bindparam("limit", type_=sa.Integer))
+    if skipping:
+        stmt = stmt.offset(sa.bindparam("offset", type_=sa.Integer))
     return stmt
 
 
@@ -389,45 +471,38 @@ def _message_conditions(where: MessageFilter) -> list[sa.ColumnElement[bool]]:
     return conditions
 
 
-def _conversation(row: Row[Any]) -> Conversation:
-    return Conversation.model_construct(
-        id=row.id,
-        name=row.name,
-        description=row.description,
-        owner_id=row.owner_id,
-        state=row.state,
-        head_message_id=row.head_message_id,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        metadata=row.meta,
-        version=row.version,
-        message_count=row.message_count,
-        last_seq=row.last_seq,
-        prompt_tokens=row.prompt_tokens,
-        completion_tokens=row.completion_tokens,
-    )
+def _conversation(row: Sequence[Any]) -> Conversation:
+    """A Conversation from a row of _CONVERSATION_COLUMNS."""
+    return Conversation.from_stored(dict(zip(_CONVERSATION_FIELDS, row, strict=True)))
 
 
-def _message(row: Row[Any]) -> Message:
+_ROLES = {role.value: role for role in Role}
+_STATUSES = {status.value: status for status in MessageStatus}
+
+
+def _message(row: Sequence[Any]) -> Message:
+    """A Message from a row of _MESSAGE_COLUMNS (by position: this runs for every row)."""
+    (id_, conversation_id, parent_id, seq, role, type_, content, status, sender_id) = row[:9]
     try:
-        content = json.loads(row.content)
-    except ValueError as exc:
-        raise DataIntegrityError(f"message {row.id} has damaged content: {exc}") from exc
-    return Message.model_construct(
-        id=row.id,
-        conversation_id=row.conversation_id,
-        parent_id=row.parent_id,
-        seq=row.seq,
-        role=Role(row.role),
-        type=row.type,
-        content=content,
-        status=MessageStatus(row.status),
-        sender_id=row.sender_id,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        metadata=row.meta,
-        usage=None if row.usage is None else Usage.model_construct(**row.usage),
-    )
+        return Message.from_stored(
+            {
+                "id": id_,
+                "conversation_id": conversation_id,
+                "parent_id": parent_id,
+                "seq": seq,
+                "role": _ROLES[role],
+                "type": type_,
+                "content": json.loads(content),
+                "status": _STATUSES[status],
+                "sender_id": sender_id,
+                "created_at": row[9],
+                "updated_at": row[10],
+                "metadata": row[11],
+                "usage": None if row[12] is None else Usage.from_stored(row[12]),
+            }
+        )
+    except (ValueError, KeyError) as exc:
+        raise DataIntegrityError(f"message {id_} is damaged: {exc!r}") from exc
 
 
 def _message_values(message: Message) -> dict[str, Any]:

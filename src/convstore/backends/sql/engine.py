@@ -1,9 +1,10 @@
 """Engines for the SQL backend: URL parsing, SQLite pragmas and transaction modes.
 
-SQLite is opened in WAL mode so readers never block the writer; the driver's own
-transaction handling is turned off and convstore emits ``BEGIN IMMEDIATE`` for writes
-(taking the write lock up front, so a transaction never fails half-way on a lock) and a
-plain ``BEGIN`` for reads (one consistent snapshot).
+SQLite is opened in WAL mode so readers never block the writer. Neither the driver nor
+SQLAlchemy manages transactions (the engine is in AUTOCOMMIT mode): the backend emits
+``BEGIN IMMEDIATE`` for writes (taking the write lock up front, so a transaction never
+fails half-way on a lock), a plain ``BEGIN`` for reads (one consistent snapshot), and
+``COMMIT`` or ``ROLLBACK`` at the end of each unit of work.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.pool import StaticPool
 
 from convstore.config import ConversationManagerConfig
 from convstore.errors import ConfigurationError
 
-WRITE_OPTION = "convstore_write"
+BEGIN_WRITE = "BEGIN IMMEDIATE"
+BEGIN_READ = "BEGIN"
 
 
 @dataclass(frozen=True)
@@ -51,29 +53,29 @@ def create_engine(spec: EngineSpec, config: ConversationManagerConfig) -> Engine
     connect_args: dict[str, Any] = {"check_same_thread": False, "timeout": config.lock_timeout}
     if spec.path is None:
         engine = sa.create_engine(
-            spec.sqlalchemy_url, poolclass=StaticPool, connect_args=connect_args
+            spec.sqlalchemy_url,
+            poolclass=StaticPool,
+            connect_args=connect_args,
+            isolation_level="AUTOCOMMIT",
         )
     else:
         spec.path.parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(
-            spec.sqlalchemy_url, connect_args=connect_args, pool_size=8, max_overflow=8
+            spec.sqlalchemy_url,
+            connect_args=connect_args,
+            isolation_level="AUTOCOMMIT",
+            pool_size=8,
+            max_overflow=8,
         )
     synchronous = "FULL" if config.durability == "full" else "NORMAL"
     in_memory = spec.path is None
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: sqlite3.Connection, _record: object) -> None:
-        dbapi_connection.isolation_level = None  # convstore emits BEGIN itself
+        dbapi_connection.isolation_level = None  # the backend emits BEGIN itself
         if not in_memory:
             dbapi_connection.execute("PRAGMA journal_mode=WAL")
         dbapi_connection.execute(f"PRAGMA synchronous={synchronous}")
         dbapi_connection.execute("PRAGMA foreign_keys=ON")
-
-    @event.listens_for(engine, "begin")
-    def _begin(connection: Connection) -> None:
-        if connection.get_execution_options().get(WRITE_OPTION):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
-        else:
-            connection.exec_driver_sql("BEGIN")
 
     return engine
