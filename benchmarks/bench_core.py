@@ -28,15 +28,19 @@ from convstore import ConversationStore, NewMessage
 Row = tuple[str, str, float, float, str]
 
 
-def timings(operation: Callable[[], object], repeat: int) -> list[float]:
-    """Milliseconds taken by each of ``repeat`` calls (after two warm-up calls)."""
-    for _ in range(2):
+def timings(*operations: Callable[[], object], repeat: int) -> list[list[float]]:
+    """Milliseconds taken by each call of each operation, the operations interleaved
+    call by call so that noise from the rest of the machine falls on all of them alike."""
+    for operation in operations:
         operation()
-    samples = []
+        operation()
+    samples: list[list[float]] = [[] for _ in operations]
+    clock = time.perf_counter
     for _ in range(repeat):
-        start = time.perf_counter()
-        operation()
-        samples.append((time.perf_counter() - start) * 1000)
+        for operation, taken in zip(operations, samples, strict=True):
+            start = clock()
+            operation()
+            taken.append((clock() - start) * 1000)
     return samples
 
 
@@ -112,13 +116,14 @@ class RawAppend:
 
 
 def bench_append(workdir: Path, repeat: int) -> list[Row]:
-    with open_store(workdir / "append.db") as store:
-        chat = store.create_conversation("append")
-        ours = timings(lambda: store.append_message(chat.id, "user", "hello"), repeat)
     with open_store(workdir / "raw.db") as store:
         raw_id = store.create_conversation("raw").id
     raw = RawAppend(workdir / "raw.db", raw_id)
-    baseline = timings(raw, repeat)
+    with open_store(workdir / "append.db") as store:
+        chat = store.create_conversation("append")
+        baseline, ours = timings(
+            raw, lambda: store.append_message(chat.id, "user", "hello"), repeat=repeat
+        )
     return [
         row("append: raw sqlite3, same statements", baseline),
         row("append: store.append_message", ours, baseline),
@@ -136,10 +141,10 @@ def bench_newest_page(workdir: Path, sizes: list[int], repeat: int) -> list[Row]
                 "SELECT * FROM messages WHERE conversation_id = ? AND active = 1"
                 " ORDER BY seq DESC LIMIT 50"
             )
-            baseline = timings(lambda: raw.execute(sql, (chat.id,)).fetchall(), repeat)  # noqa: B023
-            ours = timings(
+            baseline, ours = timings(
+                lambda: raw.execute(sql, (chat.id,)).fetchall(),  # noqa: B023
                 lambda: store.get_messages(chat.id, limit=50, newest_first=True),  # noqa: B023
-                repeat,
+                repeat=repeat,
             )
             raw.close()
             rows.append(row(f"newest 50 of {size:,}: raw sqlite3", baseline))
@@ -158,10 +163,13 @@ def bench_read_all(workdir: Path, repeat: int) -> list[Row]:
             for found in raw.execute(sql, (chat.id,)):
                 json.loads(found[7])
 
-        baseline = timings(raw_read, repeat)
-        cached = timings(lambda: store.get_messages(chat.id), repeat)
-    with convstore.open(f"sqlite:///{workdir / 'all.db'}", max_cache_size=0) as uncached_store:
-        uncached = timings(lambda: uncached_store.get_messages(chat.id), repeat)
+        with convstore.open(f"sqlite:///{workdir / 'all.db'}", max_cache_size=0) as uncached_store:
+            baseline, cached, uncached = timings(
+                raw_read,
+                lambda: store.get_messages(chat.id),
+                lambda: uncached_store.get_messages(chat.id),
+                repeat=repeat,
+            )
     raw.close()
     return [
         row("all 5,000: raw sqlite3 + json.loads", baseline),
@@ -182,8 +190,11 @@ def bench_list(workdir: Path, sizes: list[int], repeat: int) -> list[Row]:
                 "SELECT * FROM conversations WHERE deleted_at IS NULL"
                 " ORDER BY updated_at DESC, id DESC LIMIT 50"
             )
-            baseline = timings(lambda: raw.execute(sql).fetchall(), repeat)  # noqa: B023
-            ours = timings(lambda: store.list_conversations(limit=50), repeat)
+            baseline, ours = timings(
+                lambda: raw.execute(sql).fetchall(),  # noqa: B023
+                lambda: store.list_conversations(limit=50),
+                repeat=repeat,
+            )
             raw.close()
         rows.append(row(f"list 50 of {size:,}: raw sqlite3", baseline))
         rows.append(row(f"list 50 of {size:,}: store.list_conversations", ours, baseline))

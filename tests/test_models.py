@@ -1,11 +1,13 @@
 """Records built from stored values equal records built with full validation."""
 
+from typing import Any
+
 from convstore import Conversation, Message, Usage
 from convstore.models import MessageStatus, Role
 
 
 def test_from_stored_matches_validated_message() -> None:
-    values = {
+    values: dict[str, Any] = {
         "id": "m1",
         "conversation_id": "c1",
         "parent_id": None,
@@ -28,7 +30,7 @@ def test_from_stored_matches_validated_message() -> None:
 
 
 def test_from_stored_matches_validated_conversation() -> None:
-    values = {
+    values: dict[str, Any] = {
         "id": "c1",
         "name": "n",
         "description": None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import re
 import threading
@@ -9,12 +10,11 @@ import time
 
 from convstore.errors import InvalidInputError
 
-_CROCKFORD = "0123456789abcdefghjkmnpqrstvwxyz"
 _ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class _MonotonicIdGenerator:
-    """26-character ids (48-bit millisecond time + 80 random bits, base32).
+    """26-character ids (48-bit millisecond time + 80 random bits, lower-case base32hex).
 
     Ids sort by creation time; ids made in the same millisecond by one process
     still sort in creation order because the random part is incremented.
@@ -35,11 +35,8 @@ class _MonotonicIdGenerator:
                 rand = int.from_bytes(os.urandom(10), "big") >> 1
             self._last_ms, self._last_rand = now_ms, rand
         value = (now_ms << 80) | (rand & ((1 << 80) - 1))
-        chars = []
-        for _ in range(26):
-            chars.append(_CROCKFORD[value & 31])
-            value >>= 5
-        return "".join(reversed(chars))
+        # base32hex keeps the byte order, so ids sort as their numbers do
+        return base64.b32hexencode(value.to_bytes(16, "big"))[:26].decode().lower()
 
 
 new_id = _MonotonicIdGenerator()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -101,17 +101,14 @@ class ConversationStore:
 
     # units of work ------------------------------------------------------------------
 
-    @contextmanager
-    def _unit(self, write: bool) -> Iterator[Session]:
+    def _unit(self, write: bool) -> AbstractContextManager[Session]:
         """A backend session, or the one of the transaction open in this thread."""
         active: Session | None = getattr(self._local, "session", None)
         if active is not None:
-            yield active
-            return
+            return nullcontext(active)
         if self._closed:
             raise StorageError("the store is closed")
-        with self._backend.write() if write else self._backend.read() as session:
-            yield session
+        return self._backend.write() if write else self._backend.read()
 
     def _in_transaction(self) -> bool:
         return getattr(self._local, "session", None) is not None

@@ -19,7 +19,12 @@ from convstore.backends.sql.engine import BEGIN_READ, BEGIN_WRITE, create_engine
 from convstore.backends.sql.prepared import StatementCache
 from convstore.backends.sql.schema import changes, conversations, messages
 from convstore.config import ConversationManagerConfig
-from convstore.errors import DataIntegrityError, LockTimeoutError, StorageError
+from convstore.errors import (
+    ConversationManagerError,
+    DataIntegrityError,
+    LockTimeoutError,
+    StorageError,
+)
 from convstore.models import Conversation, Message, MessageStatus, Role, Usage
 from convstore.queries import (
     BranchPage,
@@ -51,37 +56,13 @@ class SqlBackend:
             self._statements = StatementCache(self._engine.dialect)
             migrate.ensure_schema(self._engine, self.write)
 
-    @contextmanager
-    def read(self) -> Iterator[SqlSession]:
-        with self._hold(self._local_lock), self._unit(BEGIN_READ) as session:
-            yield session
+    def read(self) -> _UnitOfWork:
+        locks = [] if self._local_lock is None else [self._local_lock]
+        return _UnitOfWork(self, BEGIN_READ, locks)
 
-    @contextmanager
-    def write(self) -> Iterator[SqlSession]:
-        with (
-            self._hold(self._local_lock),
-            self._hold(self._write_lock),
-            self._unit(BEGIN_WRITE) as session,
-        ):
-            yield session
-
-    @contextmanager
-    def _unit(self, begin: str) -> Iterator[SqlSession]:
-        """One transaction on a pooled connection: committed, or rolled back on error."""
-        with _translate_errors(self._describe()), self._engine.connect() as conn:
-            driver = conn.connection.dbapi_connection
-            assert driver is not None
-            cursor = driver.cursor()
-            try:
-                cursor.execute(begin)
-                try:
-                    yield SqlSession(conn, self._statements)
-                except BaseException:
-                    cursor.execute("ROLLBACK")
-                    raise
-                cursor.execute("COMMIT")
-            finally:
-                cursor.close()
+    def write(self) -> _UnitOfWork:
+        locks = [self._write_lock] if self._local_lock is None else [self._local_lock]
+        return _UnitOfWork(self, BEGIN_WRITE, locks)
 
     def close(self) -> None:
         self._engine.dispose()
@@ -109,53 +90,107 @@ class SqlBackend:
     def _describe(self) -> str:
         return str(self._spec.path) if self._spec.path else "the in-memory store"
 
-    @contextmanager
-    def _hold(self, lock: threading.Lock | None) -> Iterator[None]:
-        if lock is None:
-            yield
-            return
-        if not lock.acquire(timeout=self._lock_timeout):
-            raise LockTimeoutError(
-                f"could not lock {self._describe()} within {self._lock_timeout}s "
-                "(another writer in this process holds it)"
-            )
+
+class _UnitOfWork:
+    """One transaction: the process-local locks, a pooled connection, BEGIN, and COMMIT
+    (or ROLLBACK when the block raises), with driver errors turned into typed ones.
+
+    A plain class rather than a generator: it wraps every single store call.
+    """
+
+    def __init__(self, backend: SqlBackend, begin: str, locks: list[threading.Lock]) -> None:
+        self._backend = backend
+        self._begin = begin
+        self._locks = locks
+        self._held: list[threading.Lock] = []
+        self._conn: Connection | None = None
+        self._cursor: Any = None
+
+    def __enter__(self) -> SqlSession:
+        backend = self._backend
+        for lock in self._locks:
+            if not lock.acquire(timeout=backend._lock_timeout):
+                self._release()
+                raise LockTimeoutError(
+                    f"could not lock {backend._describe()} within {backend._lock_timeout}s "
+                    "(another writer in this process holds it)"
+                )
+            self._held.append(lock)
         try:
-            yield
+            self._conn = backend._engine.connect()
+            self._cursor = self._conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            self._cursor.execute(self._begin)
+        except BaseException as exc:
+            self._release()
+            if _is_driver_error(exc):
+                raise _typed_error(exc, backend._describe()) from exc
+            raise
+        return SqlSession(self._conn, self._cursor, backend._statements)
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        try:
+            self._cursor.execute("ROLLBACK" if exc_type else "COMMIT")
+        except BaseException as end_error:
+            if _is_driver_error(end_error):
+                raise _typed_error(end_error, self._backend._describe()) from end_error
+            raise
         finally:
-            lock.release()
+            self._release()
+        if exc is not None and _is_driver_error(exc):
+            raise _typed_error(exc, self._backend._describe()) from exc
+
+    def _release(self) -> None:
+        if self._cursor is not None:
+            self._cursor.close()
+            self._cursor = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        while self._held:
+            self._held.pop().release()
 
 
 @contextmanager
 def _translate_errors(where: str) -> Iterator[None]:
-    """Turn driver errors, raw or wrapped by SQLAlchemy, into convstore's typed errors."""
+    """Raise driver errors, raw or wrapped by SQLAlchemy, as convstore's typed errors."""
     try:
         yield
-    except (sa.exc.DBAPIError, sqlite3.Error) as exc:
-        original = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
-        text = str(original).lower()
-        if isinstance(original, sqlite3.OperationalError) and "locked" in text:
-            raise LockTimeoutError(
-                f"could not lock {where}: another process held it past lock_timeout"
-            ) from exc
-        if "not a database" in text or "malformed" in text or "corrupt" in text:
-            raise DataIntegrityError(
-                f"{where} is damaged or is not a SQLite database: {original}"
-            ) from exc
-        raise StorageError(f"storage error on {where}: {original}") from exc
+    except (sa.exc.DBAPIError, sqlite3.Error) as exc:  # as in _is_driver_error
+        raise _typed_error(exc, where) from exc
+
+
+def _is_driver_error(exc: BaseException) -> bool:
+    return isinstance(exc, sa.exc.DBAPIError | sqlite3.Error)
+
+
+def _typed_error(exc: BaseException, where: str) -> ConversationManagerError:
+    """The convstore error for a driver error that happened on ``where``."""
+    original = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
+    text = str(original).lower()
+    if isinstance(original, sqlite3.OperationalError) and "locked" in text:
+        return LockTimeoutError(
+            f"could not lock {where}: another process held it past lock_timeout"
+        )
+    if "not a database" in text or "malformed" in text or "corrupt" in text:
+        return DataIntegrityError(f"{where} is damaged or is not a SQLite database: {original}")
+    return StorageError(f"storage error on {where}: {original}")
 
 
 class SqlSession:
     """The Session primitives on one connection inside one transaction."""
 
-    def __init__(self, conn: Connection, statements: StatementCache) -> None:
+    def __init__(self, conn: Connection, cursor: Any, statements: StatementCache) -> None:
         self.conn = conn
+        self._cursor = cursor  # the DBAPI cursor of conn, for prepared statements
         self._statements = statements
 
     def _rows(self, statement: sa.Select[Any], **values: Any) -> list[tuple[Any, ...]]:
-        return self._statements.get(statement).rows(self.conn, values)
+        return self._statements.get(statement).rows(self._cursor, values)
 
     def _run(self, statement: sa.ClauseElement, rows: Sequence[Mapping[str, Any]]) -> None:
-        self._statements.get(statement, rows[0].keys()).run(self.conn, rows)
+        self._statements.get(statement, rows[0].keys()).run(self._cursor, rows)
 
     # conversations ------------------------------------------------------------------
 

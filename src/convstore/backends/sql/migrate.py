@@ -7,6 +7,7 @@ ones that come after the first find nothing left to do.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from functools import cache
@@ -22,6 +23,8 @@ from sqlalchemy.engine import Connection, Engine
 from convstore.errors import DataIntegrityError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+log = logging.getLogger(__name__)
 
 
 class _HasConnection(Protocol):
@@ -51,17 +54,20 @@ def current_revision(conn: Connection) -> str | None:
 
 def ensure_schema(
     engine: Engine, begin_write: Callable[[], AbstractContextManager[_HasConnection]]
-) -> None:
-    """Upgrade the database to the newest revision if it is not there yet."""
+) -> bool:
+    """Upgrade the database to the newest revision if it is not there yet.
+
+    Returns whether this call ran the upgrade (False when it was already done).
+    """
     head = head_revision()
-    with engine.connect() as conn, conn.begin():
+    with engine.connect() as conn:
         current = current_revision(conn)
     if current == head:
-        return
+        return False
     with begin_write() as session:
         current = current_revision(session.conn)
         if current == head:
-            return
+            return False
         if current is not None and current not in _known_revisions():
             raise DataIntegrityError(
                 f"the store's schema revision {current!r} is unknown to this version of "
@@ -71,3 +77,5 @@ def ensure_schema(
         alembic_config.set_main_option("script_location", str(MIGRATIONS))
         alembic_config.attributes["connection"] = session.conn
         command.upgrade(alembic_config, "head")
+    log.info("upgraded the schema of %s from %s to %s", engine.url, current or "empty", head)
+    return True

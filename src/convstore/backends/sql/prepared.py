@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.engine import Dialect
 from sqlalchemy.sql.compiler import SQLCompiler
 
 Processor = Callable[[Any], Any]
@@ -30,15 +30,16 @@ class PreparedStatement:
         )
         assert isinstance(compiled, SQLCompiler)
         self.sql = compiled.string
-        self._names = list(compiled.positiontup or compiled.binds)
+        names = list(compiled.positiontup or compiled.binds)
+        self._names = names
         self._positional = compiled.positiontup is not None
-        # values the statement carries itself, such as the True of "active = ?"
-        self._fixed = {name: b.value for name, b in compiled.binds.items() if not b.required}
-        self._bind: dict[str, Processor] = {}
-        for name, bind in compiled.binds.items():
+        # (name, the value the statement carries itself such as the True of "active = ?",
+        #  the conversion to the driver's type) for each parameter, in the driver's order
+        self._params: list[tuple[str, Any, Processor | None]] = []
+        for name in names:
+            bind = compiled.binds[name]
             process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            if process is not None:
-                self._bind[name] = process
+            self._params.append((name, None if bind.required else bind.value, process))
         self._result: list[tuple[int, Processor]] = []
         if isinstance(statement, sa.Select):
             for index, column in enumerate(statement.selected_columns):
@@ -49,22 +50,17 @@ class PreparedStatement:
     def parameters(self, values: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
         """``values`` converted for the driver, in its paramstyle."""
         converted = []
-        for name in self._names:
-            value = values[name] if name in values else self._fixed[name]
-            process = self._bind.get(name)
+        for name, fixed, process in self._params:
+            value = values.get(name, fixed)
             converted.append(value if process is None else process(value))
         if self._positional:
             return converted
         return dict(zip(self._names, converted, strict=True))
 
-    def rows(self, conn: Connection, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
-        """Run a query and return its rows as tuples, converted like Core would."""
-        cursor = _cursor(conn)
-        try:
-            cursor.execute(self.sql, self.parameters(values))
-            found: list[tuple[Any, ...]] = cursor.fetchall()
-        finally:
-            cursor.close()
+    def rows(self, cursor: Any, values: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+        """Run a query on a DBAPI cursor; its rows as tuples, converted like Core would."""
+        cursor.execute(self.sql, self.parameters(values))
+        found: list[tuple[Any, ...]] = cursor.fetchall()
         if not self._result:
             return found
         converted = []
@@ -75,17 +71,12 @@ class PreparedStatement:
             converted.append(tuple(values_))
         return converted
 
-    def run(self, conn: Connection, values: Iterable[Mapping[str, Any]]) -> None:
-        """Run a write once per mapping in ``values``."""
-        cursor = _cursor(conn)
-        try:
-            batch = [self.parameters(v) for v in values]
-            if len(batch) == 1:
-                cursor.execute(self.sql, batch[0])
-            else:
-                cursor.executemany(self.sql, batch)
-        finally:
-            cursor.close()
+    def run(self, cursor: Any, values: Sequence[Mapping[str, Any]]) -> None:
+        """Run a write on a DBAPI cursor, once per mapping in ``values``."""
+        if len(values) == 1:
+            cursor.execute(self.sql, self.parameters(values[0]))
+        else:
+            cursor.executemany(self.sql, [self.parameters(v) for v in values])
 
 
 class StatementCache:
@@ -107,7 +98,3 @@ class StatementCache:
             self._keep.append(statement)
             self._prepared[key] = prepared
         return prepared
-
-
-def _cursor(conn: Connection) -> Any:
-    return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
