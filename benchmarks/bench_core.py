@@ -47,7 +47,10 @@ def timings(*operations: Callable[[], object], repeat: int) -> list[list[float]]
 def row(label: str, samples: list[float], baseline: list[float] | None = None) -> Row:
     median = statistics.median(samples)
     p95 = statistics.quantiles(samples, n=20)[-1] if len(samples) >= 20 else max(samples)
-    ratio = f"{median / statistics.median(baseline):.1f}x" if baseline else ""
+    ratio = ""
+    if baseline:
+        times = median / statistics.median(baseline)
+        ratio = f"{times:.1f}x" if times >= 0.1 else f"{times:.3f}x"
     return (label, str(len(samples)), median, p95, ratio)
 
 
