@@ -409,6 +409,42 @@ class ConversationStore:
             self._remove(session, conversation, doomed)
         return doomed
 
+    # whole records, for backups and moving data -------------------------------------
+
+    def export_conversation(
+        self, conversation_id: str
+    ) -> tuple[Conversation, list[Message]] | None:
+        """The conversation and every message it holds (any branch, by seq), read in
+        one snapshot; None if it does not exist."""
+        check_id(conversation_id, "conversation_id")
+        with self._unit(write=False) as session:
+            conversation = session.get_conversation(conversation_id)
+            if conversation is None:
+                return None
+            return conversation, session.get_all_messages(conversation_id)
+
+    def import_conversation(
+        self, conversation: Conversation, messages: Sequence[Message], *, replace: bool = False
+    ) -> None:
+        """Store a conversation exactly as given (ids, seq, times and version kept).
+
+        With ``replace``, an existing conversation of that id is replaced as a whole;
+        otherwise it is a ConcurrencyError. The records must be consistent: messages of
+        that conversation, seq unique and within last_seq, parents among them, counters
+        matching.
+        """
+        check_import(conversation, messages)
+        with self._unit(write=True) as session:
+            if session.get_stamp(conversation.id) is not None:
+                if not replace:
+                    raise ConcurrencyError(f"conversation {conversation.id!r} already exists")
+                session.delete_conversation(conversation.id)
+            session.insert_conversation(conversation)
+            if messages:
+                session.insert_messages(list(messages))
+            session.record_change(conversation.id, "conversation.imported", {})
+        self._branches.invalidate(conversation.id)
+
     # search -------------------------------------------------------------------------
 
     def search_conversations(
@@ -686,6 +722,31 @@ class ConversationStore:
             "messages.deleted",
             {"message_ids": list(parent_of)},
         )
+
+
+def check_import(conversation: Conversation, messages: Sequence[Message]) -> None:
+    """Refuse records that would break the store's invariants if stored as they are."""
+    check_id(conversation.id, "conversation_id")
+    where = f"conversation {conversation.id!r}"
+    ids = {m.id for m in messages}
+    seqs = [m.seq for m in messages]
+    problems = []
+    if len(ids) != len(messages):
+        problems.append("message ids repeat")
+    if len(set(seqs)) != len(seqs) or any(s < 1 or s > conversation.last_seq for s in seqs):
+        problems.append(f"seq values must be unique and within 1..{conversation.last_seq}")
+    if any(m.conversation_id != conversation.id for m in messages):
+        problems.append("some messages belong to another conversation")
+    if any(m.parent_id is not None and m.parent_id not in ids for m in messages):
+        problems.append("some messages have a parent that is not among them")
+    if conversation.message_count != len(messages):
+        problems.append(f"message_count is {conversation.message_count}, not {len(messages)}")
+    if conversation.head_message_id is not None and conversation.head_message_id not in ids:
+        problems.append("head_message_id is not among the messages")
+    for message in messages:
+        check_id(message.id, "message_id")
+    if problems:
+        raise InvalidInputError(f"cannot import {where}: {'; '.join(problems)}")
 
 
 def _owned(message: Message | None, conversation_id: str) -> Message | None:

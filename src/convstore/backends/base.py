@@ -53,6 +53,9 @@ class Session(Protocol):
     def get_branch(self, conversation_id: str, page: BranchPage) -> list[Message]:
         """A page of the active branch, in the order the page asks for."""
 
+    def get_all_messages(self, conversation_id: str) -> list[Message]:
+        """Every message of the conversation, on any branch, by seq."""
+
     def update_message(self, message_id: str, values: Mapping[str, Any]) -> None: ...
     def delete_messages(self, conversation_id: str, message_ids: Sequence[str]) -> None: ...
     def reparent_messages(

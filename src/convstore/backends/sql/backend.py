@@ -286,6 +286,10 @@ class SqlSession:
         )
         return [_message(row) for row in found]
 
+    def get_all_messages(self, conversation_id: str) -> list[Message]:
+        found = self._rows(_ALL_MESSAGES, conversation_id=conversation_id)
+        return [_message(row) for row in found]
+
     def update_message(self, message_id: str, values: Mapping[str, Any]) -> None:
         columns = dict(values)
         if "content" in columns:
@@ -395,6 +399,11 @@ _UPDATE_CONVERSATION = sa.update(conversations).where(
 _INSERT_MESSAGE = sa.insert(messages)
 _FIND_MESSAGE = sa.select(*_MESSAGE_COLUMNS).where(messages.c.id == sa.bindparam("message_id"))
 _INSERT_CHANGE = sa.insert(changes)
+_ALL_MESSAGES = (
+    sa.select(*_MESSAGE_COLUMNS)
+    .where(messages.c.conversation_id == sa.bindparam("conversation_id"))
+    .order_by(messages.c.seq)
+)
 
 
 @functools.cache
