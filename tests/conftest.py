@@ -10,7 +10,7 @@ import pytest
 import convstore
 from convstore import ConversationStore, PersistConversationManager
 
-BACKENDS = ("memory", "sqlite")
+BACKENDS = ("memory", "sqlite", "files")
 
 
 def backend_url(backend: str, directory: Path) -> str:
@@ -19,6 +19,8 @@ def backend_url(backend: str, directory: Path) -> str:
         return "memory://"
     if backend == "sqlite":
         return f"sqlite:///{directory / 'store.db'}"
+    if backend == "files":
+        return f"file://{directory / 'files'}"
     raise ValueError(backend)
 
 

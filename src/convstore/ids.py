@@ -42,6 +42,11 @@ class _MonotonicIdGenerator:
 new_id = _MonotonicIdGenerator()
 
 
+def is_valid_id(value: object) -> bool:
+    """Whether ``value`` is a string that check_id accepts."""
+    return isinstance(value, str) and _ID_PATTERN.fullmatch(value) is not None
+
+
 def check_id(value: object, what: str = "id") -> str:
     """Return ``value`` if it is a valid id, else raise InvalidInputError.
 

@@ -6,14 +6,18 @@ from convstore.backends.base import Backend
 from convstore.config import ConversationManagerConfig
 from convstore.errors import ConfigurationError
 
-SCHEMES = ("sqlite", "memory")
+SCHEMES = ("sqlite", "memory", "file")
 
 
 def open_backend(url: str, config: ConversationManagerConfig) -> Backend:
-    """The backend for ``url``: ``sqlite:///PATH`` or ``memory://``."""
+    """The backend for ``url``: ``sqlite:///PATH``, ``memory://`` or ``file://PATH``."""
     if not isinstance(url, str) or "://" not in url:
         raise ConfigurationError(f"store URL {url!r} is not a URL such as sqlite:///PATH")
     scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
+    if scheme == "file":
+        from convstore.backends.files.backend import FilesBackend
+
+        return FilesBackend(url, config)
     if scheme in SCHEMES:
         from convstore.backends.sql.backend import SqlBackend
 

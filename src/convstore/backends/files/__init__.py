@@ -1,0 +1,1 @@
+"""The JSON-files backend (``file://PATH``): human-readable files, locks, journals, an index."""

@@ -1,0 +1,737 @@
+"""FilesBackend: the Backend protocol on the seed's directory of JSON files.
+
+Layout under the store's directory::
+
+    conversations/{id}.json      the conversation and its messages (JSON snapshot)
+    conversations/{id}.journal   changes since the snapshot, one JSON line each
+    conversations/{id}.lock      readers share it, a writer holds it alone
+    index/conversations.idx      every conversation's fields and counters (snapshot)
+    index/conversations.journal  changes to the index since that snapshot
+    index/changes.log            the change feed, one JSON line per change
+    index/index.lock             guards the index files
+    backups/                     backups (see convstore.backup)
+    temp/                        files being written, renamed into place when whole
+
+Locks are always taken in one order, conversation locks before the index lock, and
+the index lock is never held while waiting for a conversation lock, so the two kinds
+cannot deadlock. A write unit keeps its conversations' locks until it ends; at commit
+each conversation gets one journal line (all of the unit's changes, or none after a
+crash) and then the index gets one. If a crash falls between the two, the index
+disagrees with the files: opening the store notices (each index entry records the
+files' size and identity) and rebuilds the entry from the files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from convstore.backends.files.journal import JournaledFile, Loaded, Mark, write_atomic
+from convstore.backends.files.locks import FileLock
+from convstore.backends.files.query import conversation_matches, message_matches
+from convstore.config import ConversationManagerConfig
+from convstore.errors import ConfigurationError, DataIntegrityError
+from convstore.ids import check_id, is_valid_id
+from convstore.models import Conversation, Message, MessageStatus, Role, Usage
+from convstore.queries import (
+    BranchPage,
+    ConversationFilter,
+    ConversationQuery,
+    MessageQuery,
+    page_of,
+)
+from convstore.search import text_matches
+from convstore.validation import dump_json
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+_MIN_COMPACT_BYTES = 64 * 1024
+_MIN_CACHED_STATES = 8
+
+
+def parse_files_url(url: str) -> Path:
+    """The directory of a ``file://PATH`` URL (``file:///abs`` or ``file://relative``)."""
+    path = url.removeprefix("file://")
+    if not url.startswith("file://") or not path:
+        raise ConfigurationError(f"store URL {url!r} names no directory (use file://PATH)")
+    return Path(path)
+
+
+# in-memory state ---------------------------------------------------------------------
+
+
+@dataclass
+class _ConversationState:
+    """A conversation as its files say, up to ``mark``."""
+
+    conversation: Conversation
+    messages: dict[str, Message]
+    applied: int
+    mark: Mark
+    _ordered: list[Message] | None = None
+
+    def ordered(self) -> list[Message]:
+        """The messages by seq (kept until the next change)."""
+        if self._ordered is None:
+            self._ordered = sorted(self.messages.values(), key=lambda m: m.seq)
+        return self._ordered
+
+    def apply(self, op: Mapping[str, Any]) -> None:
+        """Change the state as one journal operation says."""
+        kind = op["op"]
+        self._ordered = None
+        if kind == "update":
+            self.conversation = self.conversation.model_copy(update=op["values"])
+        elif kind == "messages":
+            for record in op["records"]:
+                message = _message_from_json(record)
+                self.messages[message.id] = message
+        elif kind == "edit":
+            old = self.messages[op["id"]]
+            self.messages[old.id] = old.model_copy(update=_message_fields(op["values"]))
+        elif kind == "delete":
+            for message_id in op["ids"]:
+                self.messages.pop(message_id, None)
+        elif kind == "reparent":
+            for message in list(self.messages.values()):
+                if message.parent_id == op["old"]:
+                    self.messages[message.id] = message.model_copy(update={"parent_id": op["new"]})
+        else:
+            raise DataIntegrityError(f"unknown journal operation {kind!r}")
+
+    def document(self) -> dict[str, Any]:
+        """The snapshot file's contents."""
+        return {
+            "format": "convstore.conversation",
+            "version": FORMAT_VERSION,
+            "applied": self.applied,
+            "conversation": self.conversation.model_dump(mode="json"),
+            "messages": [m.model_dump(mode="json") for m in self.ordered()],
+        }
+
+
+@dataclass
+class _IndexState:
+    """The index: conversations' fields, their files' identity, and message ids."""
+
+    conversations: dict[str, Conversation] = field(default_factory=dict)
+    files: dict[str, list[Any]] = field(default_factory=dict)
+    message_ids: dict[str, str] = field(default_factory=dict)
+    last_change: int = 0
+    applied: int = 0
+    mark: Mark = field(default_factory=lambda: Mark(None, None, 0))
+
+    def apply(self, entry: Mapping[str, Any]) -> None:
+        for conversation_id, item in entry.get("set", {}).items():
+            self.conversations[conversation_id] = Conversation.model_validate(item["record"])
+            self.files[conversation_id] = item["files"]
+        for conversation_id in entry.get("drop", []):
+            self.conversations.pop(conversation_id, None)
+            self.files.pop(conversation_id, None)
+        self.message_ids.update(entry.get("ids", {}))
+        for message_id in entry.get("unids", []):
+            self.message_ids.pop(message_id, None)
+        self.last_change += entry.get("changes", 0)
+        self.applied = entry["n"]
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "format": "convstore.index",
+            "version": FORMAT_VERSION,
+            "applied": self.applied,
+            "last_change": self.last_change,
+            "conversations": {
+                cid: {"record": c.model_dump(mode="json"), "files": self.files[cid]}
+                for cid, c in self.conversations.items()
+            },
+            "message_ids": self.message_ids,
+        }
+
+
+# the backend ---------------------------------------------------------------------------
+
+
+class FilesBackend:
+    """Conversations as JSON files in a directory, shared safely by threads and processes."""
+
+    def __init__(self, url: str, config: ConversationManagerConfig) -> None:
+        self.url = url
+        self.root = parse_files_url(url)
+        self.lock_timeout = config.lock_timeout
+        self.compress = config.enable_compression
+        self._fsync = config.durability == "full"
+        self.conversations_dir = self.root / "conversations"
+        self.index_dir = self.root / "index"
+        self.temp_dir = self.root / "temp"
+        for directory in (self.conversations_dir, self.index_dir, self.root / "backups"):
+            directory.mkdir(parents=True, exist_ok=True)
+        self.temp_dir.mkdir(exist_ok=True)
+        self.index_file = JournaledFile(
+            self.index_dir / "conversations.idx",
+            self.index_dir / "conversations.journal",
+            self.temp_dir,
+            fsync=self._fsync,
+        )
+        self.changes_file = self.index_dir / "changes.log"
+        self._states: OrderedDict[str, _ConversationState] = OrderedDict()
+        self._capacity = max(config.max_cache_size, _MIN_CACHED_STATES)
+        self._index: _IndexState | None = None
+        self.guard = threading.RLock()  # in-process state; files have their own locks
+        self.reconcile()
+
+    # units of work ------------------------------------------------------------------
+
+    def read(self) -> FilesSession:
+        return FilesSession(self, write=False)
+
+    def write(self) -> FilesSession:
+        return FilesSession(self, write=True)
+
+    def close(self) -> None:
+        with self.guard:
+            self._states.clear()
+            self._index = None
+
+    # files and locks ----------------------------------------------------------------
+
+    def conversation_file(self, conversation_id: str) -> JournaledFile:
+        check_id(conversation_id, "conversation_id")  # never a path outside the store
+        base = self.conversations_dir / conversation_id
+        return JournaledFile(
+            base.with_suffix(".json"),
+            base.with_suffix(".journal"),
+            self.temp_dir,
+            fsync=self._fsync,
+        )
+
+    def conversation_lock(self, conversation_id: str, *, shared: bool) -> FileLock:
+        check_id(conversation_id, "conversation_id")
+        path = self.conversations_dir / f"{conversation_id}.lock"
+        return FileLock(path, shared=shared, timeout=self.lock_timeout)
+
+    def index_lock(self, *, shared: bool) -> FileLock:
+        return FileLock(self.index_dir / "index.lock", shared=shared, timeout=self.lock_timeout)
+
+    # conversation states (the caller holds the conversation's lock) --------------------
+
+    def state(self, conversation_id: str) -> _ConversationState | None:
+        """The conversation as its files say now; None if it does not exist."""
+        files = self.conversation_file(conversation_id)
+        with self.guard:
+            cached = self._states.get(conversation_id)
+            if cached is not None:
+                newer = files.load_since(cached.mark)
+                if newer is not None:
+                    for entry in newer.entries:
+                        _apply_entry(cached, entry, files)
+                    cached.mark = newer.mark
+                    self._states.move_to_end(conversation_id)
+                    return cached
+                self._states.pop(conversation_id)
+            loaded = files.load()
+            if loaded.snapshot is None:
+                return None
+            state = _state_from(loaded, files)
+            self._states[conversation_id] = state
+            while len(self._states) > self._capacity:
+                self._states.popitem(last=False)
+            return state
+
+    def forget(self, conversation_id: str) -> None:
+        """Drop the cached state (after a rollback the files are the truth again)."""
+        with self.guard:
+            self._states.pop(conversation_id, None)
+
+    def remember(self, conversation_id: str, state: _ConversationState) -> None:
+        with self.guard:
+            self._states[conversation_id] = state
+
+    # the index (the caller holds the index lock) ---------------------------------------
+
+    def index(self) -> _IndexState:
+        """The index as its files say now."""
+        with self.guard:
+            if self._index is not None:
+                newer = self.index_file.load_since(self._index.mark)
+                if newer is not None:
+                    for entry in newer.entries:
+                        self._index.apply(entry)
+                    self._index.mark = newer.mark
+                    return self._index
+            loaded = self.index_file.load()
+            index = _IndexState()
+            if loaded.snapshot is not None:
+                _check_format(loaded.snapshot, "convstore.index", self.index_file.snapshot)
+                index.apply(
+                    {
+                        "n": loaded.snapshot["applied"],
+                        "set": loaded.snapshot["conversations"],
+                        "ids": loaded.snapshot["message_ids"],
+                        "changes": loaded.snapshot["last_change"],
+                    }
+                )
+            for entry in loaded.entries:
+                index.apply(entry)
+            index.mark = loaded.mark
+            self._index = index
+            return index
+
+    def update_index(self, entry: dict[str, Any], changes: list[dict[str, Any]]) -> None:
+        """Append one entry (and the change feed lines) to the index; the caller holds the
+        index lock exclusively."""
+        with self.guard:
+            index = self.index()
+            entry["n"] = index.applied + 1
+            if changes:
+                first = index.last_change + 1
+                lines = [
+                    dump_json({"id": first + i, **change}) + "\n"
+                    for i, change in enumerate(changes)
+                ]
+                with open(self.changes_file, "a", encoding="utf-8") as feed:
+                    feed.write("".join(lines))
+                entry["changes"] = len(changes)
+            index.mark = self.index_file.append(entry, index.mark)
+            index.apply(entry)
+            snapshot_size, journal_size = self.index_file.sizes()
+            if journal_size > max(snapshot_size, _MIN_COMPACT_BYTES):
+                index.mark = self.index_file.write_snapshot(index.document(), compress=False)
+
+    def files_key(self, conversation_id: str) -> list[Any]:
+        """What the index records of a conversation's files, to notice later changes."""
+        files = self.conversation_file(conversation_id)
+        snapshot = files.snapshot.stat()
+        return [snapshot.st_ino, snapshot.st_size, snapshot.st_mtime_ns, files.sizes()[1]]
+
+    def drop_changes(self, conversation_id: str) -> None:
+        """Remove a deleted conversation's lines from the change feed (index lock held)."""
+        if not self.changes_file.exists():
+            return
+        kept = [
+            line
+            for line in self.changes_file.read_text(encoding="utf-8").splitlines(keepends=True)
+            if json.loads(line).get("conversation_id") != conversation_id
+        ]
+        write_atomic(self.changes_file, "".join(kept).encode("utf-8"), self.temp_dir)
+
+    # consistency --------------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        """Bring the index in line with the conversation files (after a crash, or when
+        the index is missing), without holding the index lock while waiting for others."""
+        with self.index_lock(shared=True):
+            index = self.index()
+            recorded = dict(index.files)
+        on_disk = {
+            path.stem for path in self.conversations_dir.glob("*.json") if is_valid_id(path.stem)
+        }
+        stale = sorted(
+            {cid for cid in on_disk if recorded.get(cid) != self._files_key_or_none(cid)}
+            | (set(recorded) - on_disk)
+        )
+        for conversation_id in stale:
+            try:
+                self._reindex(conversation_id)
+            except DataIntegrityError as exc:
+                log.warning("not indexing a damaged conversation: %s", exc)
+
+    def _files_key_or_none(self, conversation_id: str) -> list[Any] | None:
+        try:
+            return self.files_key(conversation_id)
+        except FileNotFoundError:
+            return None
+
+    def _reindex(self, conversation_id: str) -> None:
+        with self.conversation_lock(conversation_id, shared=False):
+            state = self.state(conversation_id)
+            with self.index_lock(shared=False):
+                if state is None:
+                    entry: dict[str, Any] = {"drop": [conversation_id], "unids": []}
+                    entry["unids"] = [
+                        mid
+                        for mid, cid in self.index().message_ids.items()
+                        if cid == conversation_id
+                    ]
+                else:
+                    entry = {
+                        "set": {conversation_id: self.index_item(state)},
+                        "ids": dict.fromkeys(state.messages, conversation_id),
+                    }
+                log.info("reindexed conversation %s from its files", conversation_id)
+                self.update_index(entry, [])
+
+    def index_item(self, state: _ConversationState) -> dict[str, Any]:
+        return {
+            "record": state.conversation.model_dump(mode="json"),
+            "files": self.files_key(state.conversation.id),
+        }
+
+    def maybe_compact(self, state: _ConversationState) -> None:
+        """Fold the journal into a new snapshot once it outgrows the snapshot, so appends
+        stay cheap and reading stays linear in the conversation's size."""
+        files = self.conversation_file(state.conversation.id)
+        snapshot_size, journal_size = files.sizes()
+        if journal_size > max(snapshot_size, _MIN_COMPACT_BYTES):
+            state.mark = files.write_snapshot(state.document(), compress=self.compress)
+
+    def write_new(self, state: _ConversationState) -> None:
+        files = self.conversation_file(state.conversation.id)
+        state.mark = files.write_snapshot(state.document(), compress=self.compress)
+
+    # whole-store views --------------------------------------------------------------
+
+    def disk_usage(self) -> int:
+        return sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+
+    def integrity_problems(self) -> Iterator[str]:
+        with self.index_lock(shared=True):
+            index = self.index()
+            indexed = dict(index.conversations)
+        seen = set()
+        for path in sorted(self.conversations_dir.glob("*.json")):
+            if not is_valid_id(path.stem):
+                yield f"{path}: not a conversation file name"
+                continue
+            seen.add(path.stem)
+            try:
+                with self.conversation_lock(path.stem, shared=True):
+                    state = self.state(path.stem)
+            except DataIntegrityError as exc:
+                yield str(exc)
+                continue
+            if state is None:
+                continue
+            yield from _state_problems(state, path)
+            entry = indexed.get(path.stem)
+            if entry is None or entry.version != state.conversation.version:
+                yield f"{self.index_file.snapshot}: disagrees with {path}"
+        for missing in sorted(set(indexed) - seen):
+            yield f"{self.index_file.snapshot}: lists {missing}, which has no file"
+
+
+# the session ---------------------------------------------------------------------------
+
+
+class FilesSession:
+    """One unit of work: conversation locks as they are touched, changes kept in memory
+    and written at the end (one journal line per conversation, then the index)."""
+
+    def __init__(self, backend: FilesBackend, *, write: bool) -> None:
+        self._backend = backend
+        self._write = write
+        self._locks: dict[str, FileLock] = {}
+        self._states: dict[str, _ConversationState | None] = {}
+        self._ops: dict[str, list[dict[str, Any]]] = {}
+        self._created: set[str] = set()
+        self._deleted: set[str] = set()
+        self._new_ids: dict[str, str] = {}
+        self._gone_ids: list[str] = []
+        self._changes: list[dict[str, Any]] = []
+
+    def __enter__(self) -> FilesSession:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if exc_type is None and self._write:
+                self._commit()
+            elif self._write:
+                for conversation_id in self._states:
+                    self._backend.forget(conversation_id)
+        except BaseException:
+            for conversation_id in self._states:
+                self._backend.forget(conversation_id)
+            raise
+        finally:
+            for lock in self._locks.values():
+                lock.release()
+
+    # reading ------------------------------------------------------------------------
+
+    def _state(self, conversation_id: str) -> _ConversationState | None:
+        if conversation_id in self._states:
+            return self._states[conversation_id]
+        if self._write:  # held until the unit ends
+            lock = self._backend.conversation_lock(conversation_id, shared=False)
+            lock.acquire()
+            self._locks[conversation_id] = lock
+            state = self._backend.state(conversation_id)
+        else:
+            with self._backend.conversation_lock(conversation_id, shared=True):
+                state = self._backend.state(conversation_id)
+        self._states[conversation_id] = state
+        return state
+
+    def _peek(self, conversation_id: str) -> _ConversationState | None:
+        """A conversation this unit does not hold, read under a brief shared lock."""
+        if conversation_id in self._states:
+            return self._states[conversation_id]
+        with self._backend.conversation_lock(conversation_id, shared=True):
+            return self._backend.state(conversation_id)
+
+    def _index(self) -> _IndexState:
+        with self._backend.index_lock(shared=True):
+            return self._backend.index()
+
+    def _existing(self, conversation_id: str) -> _ConversationState:
+        state = self._state(conversation_id)
+        if state is None:
+            raise DataIntegrityError(f"conversation {conversation_id} vanished during a write")
+        return state
+
+    def _record(self, conversation_id: str, op: dict[str, Any]) -> None:
+        """Apply ``op`` to the unit's view now and journal it at commit."""
+        self._existing(conversation_id).apply(op)
+        if conversation_id not in self._created:
+            self._ops.setdefault(conversation_id, []).append(op)
+
+    # conversations ------------------------------------------------------------------
+
+    def get_conversation(self, conversation_id: str) -> Conversation | None:
+        state = self._state(conversation_id)
+        return None if state is None else state.conversation
+
+    def get_stamp(self, conversation_id: str) -> tuple[float, int] | None:
+        state = self._state(conversation_id)
+        return (
+            None if state is None else (state.conversation.created_at, state.conversation.version)
+        )
+
+    def insert_conversation(self, conversation: Conversation) -> None:
+        conversation_id = conversation.id
+        if self._state(conversation_id) is not None:
+            raise DataIntegrityError(f"conversation {conversation_id} already exists")
+        state = _ConversationState(conversation, {}, 0, Mark(None, None, 0))
+        self._states[conversation_id] = state
+        self._created.add(conversation_id)
+        self._deleted.discard(conversation_id)
+        self._ops.pop(conversation_id, None)
+
+    def update_conversation(self, conversation_id: str, values: Mapping[str, Any]) -> None:
+        self._record(conversation_id, {"op": "update", "values": dict(values)})
+
+    def delete_conversation(self, conversation_id: str) -> None:
+        state = self._existing(conversation_id)
+        self._deleted.add(conversation_id)
+        self._gone_ids.extend(state.messages)
+        self._states[conversation_id] = None
+        self._created.discard(conversation_id)
+        self._ops.pop(conversation_id, None)
+
+    def list_conversations(self, query: ConversationQuery) -> list[Conversation]:
+        found = [
+            c for c in self._index().conversations.values() if conversation_matches(c, query.where)
+        ]
+        found.sort(key=lambda c: (getattr(c, query.order_by), c.id), reverse=query.descending)
+        if query.text is not None:
+            return found
+        end = None if query.limit is None else query.offset + query.limit
+        return found[query.offset : end]
+
+    def count_conversations(self, where: ConversationFilter) -> int:
+        return sum(
+            1 for c in self._index().conversations.values() if conversation_matches(c, where)
+        )
+
+    def count_messages(self) -> int:
+        return sum(c.message_count for c in self._index().conversations.values())
+
+    # messages -----------------------------------------------------------------------
+
+    def insert_messages(self, messages: Sequence[Message]) -> None:
+        conversation_id = messages[0].conversation_id
+        records = [m.model_dump(mode="json") for m in messages]
+        self._record(conversation_id, {"op": "messages", "records": records})
+        self._new_ids.update(dict.fromkeys((m.id for m in messages), conversation_id))
+
+    def find_message(self, message_id: str) -> Message | None:
+        for state in self._states.values():
+            if state is not None and message_id in state.messages:
+                return state.messages[message_id]
+        owner = self._new_ids.get(message_id) or self._index().message_ids.get(message_id)
+        if owner is None or owner in self._deleted:
+            return None
+        state = self._peek(owner)
+        return None if state is None else state.messages.get(message_id)
+
+    def get_messages_by_id(self, conversation_id: str, message_ids: Sequence[str]) -> list[Message]:
+        state = self._state(conversation_id)
+        if state is None:
+            return []
+        found = [state.messages[i] for i in set(message_ids) if i in state.messages]
+        return sorted(found, key=lambda m: m.seq)
+
+    def get_branch(self, conversation_id: str, page: BranchPage) -> list[Message]:
+        state = self._state(conversation_id)
+        return [] if state is None else page_of(state.ordered(), page)
+
+    def get_all_messages(self, conversation_id: str) -> list[Message]:
+        state = self._state(conversation_id)
+        return [] if state is None else list(state.ordered())
+
+    def update_message(self, message_id: str, values: Mapping[str, Any]) -> None:
+        owner = self.find_message(message_id)
+        if owner is not None:
+            op = {"op": "edit", "id": message_id, "values": _json_values(values)}
+            self._record(owner.conversation_id, op)
+
+    def delete_messages(self, conversation_id: str, message_ids: Sequence[str]) -> None:
+        self._record(conversation_id, {"op": "delete", "ids": list(message_ids)})
+        self._gone_ids.extend(message_ids)
+
+    def reparent_messages(
+        self, conversation_id: str, old_parent_id: str, new_parent_id: str | None
+    ) -> None:
+        self._record(
+            conversation_id, {"op": "reparent", "old": old_parent_id, "new": new_parent_id}
+        )
+
+    def search_messages(self, query: MessageQuery) -> list[Message]:
+        scope = query.where.conversation_ids
+        candidates = sorted(self._index().conversations if scope is None else set(scope))
+        found: list[Message] = []
+        for conversation_id in candidates:
+            state = self._peek(conversation_id)
+            if state is None:
+                continue
+            found.extend(
+                m
+                for m in state.ordered()
+                if message_matches(m, query.where) and text_matches(m.content, query.text)
+            )
+        return found
+
+    # change feed --------------------------------------------------------------------
+
+    def record_change(self, conversation_id: str, kind: str, payload: Mapping[str, Any]) -> None:
+        self._changes.append(
+            {
+                "conversation_id": conversation_id,
+                "kind": kind,
+                "payload": dict(payload),
+                "created_at": time.time(),
+            }
+        )
+
+    # commit -------------------------------------------------------------------------
+
+    def _commit(self) -> None:
+        backend = self._backend
+        entry: dict[str, Any] = {"set": {}, "drop": [], "ids": {}, "unids": []}
+        for conversation_id, state in self._states.items():
+            if conversation_id in self._deleted:
+                backend.conversation_file(conversation_id).remove()
+                backend.forget(conversation_id)
+                entry["drop"].append(conversation_id)
+                continue
+            if state is None:
+                continue
+            if conversation_id in self._created:
+                backend.write_new(state)
+            elif self._ops.get(conversation_id):
+                files = backend.conversation_file(conversation_id)
+                line = {"n": state.applied + 1, "ops": self._ops[conversation_id]}
+                state.mark = files.append(line, state.mark)
+                state.applied += 1
+                backend.maybe_compact(state)
+            else:
+                continue
+            backend.remember(conversation_id, state)
+            entry["set"][conversation_id] = backend.index_item(state)
+        entry["ids"] = {m: c for m, c in self._new_ids.items() if c not in self._deleted}
+        entry["unids"] = [m for m in self._gone_ids if m not in entry["ids"]]
+        if not (entry["set"] or entry["drop"] or self._changes):
+            return
+        with backend.index_lock(shared=False):
+            for conversation_id in entry["drop"]:
+                backend.drop_changes(conversation_id)
+            changes = [c for c in self._changes if c["conversation_id"] not in self._deleted]
+            backend.update_index(entry, changes)
+
+
+# records <-> JSON ------------------------------------------------------------------------
+
+
+def _state_from(loaded: Loaded, files: JournaledFile) -> _ConversationState:
+    document = loaded.snapshot
+    assert document is not None
+    _check_format(document, "convstore.conversation", files.snapshot)
+    try:
+        state = _ConversationState(
+            Conversation.model_validate(document["conversation"]),
+            {m["id"]: _message_from_json(m) for m in document["messages"]},
+            int(document["applied"]),
+            loaded.mark,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataIntegrityError(f"{files.snapshot} is damaged: {exc}") from exc
+    for entry in loaded.entries:
+        _apply_entry(state, entry, files)
+    return state
+
+
+def _apply_entry(state: _ConversationState, entry: Mapping[str, Any], files: JournaledFile) -> None:
+    try:
+        for op in entry["ops"]:
+            state.apply(op)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DataIntegrityError(f"{files.journal} holds a bad entry: {exc!r}") from exc
+    state.applied = entry["n"]
+
+
+def _check_format(document: Mapping[str, Any], kind: str, path: Path) -> None:
+    if document.get("format") != kind:
+        raise DataIntegrityError(f"{path} is not a {kind} file")
+    if document.get("version") != FORMAT_VERSION:
+        raise DataIntegrityError(
+            f"{path} has format version {document.get('version')!r}; this convstore reads "
+            f"version {FORMAT_VERSION}"
+        )
+
+
+def _message_from_json(record: Mapping[str, Any]) -> Message:
+    return Message.model_validate(record)
+
+
+def _message_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Journal values of a message edit, as the model's types."""
+    converted = dict(values)
+    if "role" in converted:
+        converted["role"] = Role(converted["role"])
+    if "status" in converted:
+        converted["status"] = MessageStatus(converted["status"])
+    if converted.get("usage") is not None:
+        converted["usage"] = Usage.model_validate(converted["usage"])
+    return converted
+
+
+def _json_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        k: (v.model_dump(mode="json") if isinstance(v, Usage) else v) for k, v in values.items()
+    }
+
+
+def _state_problems(state: _ConversationState, path: Path) -> Iterator[str]:
+    conversation, messages = state.conversation, state.messages
+    if conversation.message_count != len(messages):
+        yield f"{path}: message_count {conversation.message_count} but {len(messages)} messages"
+    if messages and max(m.seq for m in messages.values()) > conversation.last_seq:
+        yield f"{path}: last_seq {conversation.last_seq} below a stored seq"
+    if conversation.head_message_id is not None and conversation.head_message_id not in messages:
+        yield f"{path}: head message {conversation.head_message_id} is missing"
+    if len({m.seq for m in messages.values()}) != len(messages):
+        yield f"{path}: seq values repeat"
