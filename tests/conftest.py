@@ -11,6 +11,7 @@ import convstore
 from convstore import ConversationStore, PersistConversationManager
 
 BACKENDS = ("memory", "sqlite", "files")
+SHARED_BACKENDS = ("sqlite", "files")  # those that several processes can open at once
 
 
 def backend_url(backend: str, directory: Path) -> str:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 import convstore
 from convstore import ConversationStore, LockTimeoutError
 from convstore.backends.sql.migrate import head_revision
-from tests.conftest import BACKENDS, backend_url
+from tests.conftest import BACKENDS, SHARED_BACKENDS, backend_url
 
 pytestmark = pytest.mark.slow
 
@@ -43,8 +43,9 @@ def append_many(url: str, conversation_id: str, worker: int, count: int) -> None
             store.append_message(conversation_id, "user", f"{worker}:{i}")
 
 
-def test_four_processes_append_into_one_conversation(tmp_path: Path) -> None:
-    url = backend_url("sqlite", tmp_path)
+@pytest.mark.parametrize("backend", SHARED_BACKENDS)
+def test_four_processes_append_into_one_conversation(backend: str, tmp_path: Path) -> None:
+    url = backend_url(backend, tmp_path)
     with convstore.open(url) as store:
         chat = store.create_conversation("shared").id
     run_processes(append_many, [(url, chat, worker, 250) for worker in range(4)])
@@ -105,6 +106,8 @@ def test_eight_threads_mix_reads_and_writes(backend: str, tmp_path: Path) -> Non
 
 
 def test_writer_blocked_by_a_thread_times_out(tmp_path: Path) -> None:
+    # the in-process write lock of the SQL backends; the files backend's locks are
+    # per file and shared with other processes, tested below
     with convstore.open(backend_url("sqlite", tmp_path), lock_timeout=0.3) as store:
         chat = store.create_conversation("locked").id
         inside, release = threading.Event(), threading.Event()
@@ -135,8 +138,9 @@ def hold_transaction(url: str, conversation_id: str, inside: Event, release: Eve
         release.wait(30)
 
 
-def test_writer_blocked_by_another_process_times_out(tmp_path: Path) -> None:
-    url = backend_url("sqlite", tmp_path)
+@pytest.mark.parametrize("backend", SHARED_BACKENDS)
+def test_writer_blocked_by_another_process_times_out(backend: str, tmp_path: Path) -> None:
+    url = backend_url(backend, tmp_path)
     with convstore.open(url, lock_timeout=0.5) as store:
         chat = store.create_conversation("locked").id
         inside, release = SPAWN.Event(), SPAWN.Event()
@@ -148,7 +152,11 @@ def test_writer_blocked_by_another_process_times_out(tmp_path: Path) -> None:
             with pytest.raises(LockTimeoutError, match="lock"):
                 store.append_message(chat, "user", "blocked")
             assert 0.4 <= time.monotonic() - started < 5
-            assert store.get_messages(chat) == []  # reading goes on meanwhile
+            if backend == "sqlite":  # readers of SQLite in WAL mode are never blocked
+                assert store.get_messages(chat) == []
+            else:  # readers of the files backend wait for the writer's lock, up to a limit
+                with pytest.raises(LockTimeoutError, match="shared lock"):
+                    store.get_messages(chat)
             assert store.count_messages() == 0  # and nothing was half-written
         finally:
             release.set()
@@ -172,8 +180,11 @@ def fail_in_transaction(url: str, conversation_id: str) -> None:
             pass
 
 
-def test_transaction_failing_in_another_process_leaves_nothing(tmp_path: Path) -> None:
-    url = backend_url("sqlite", tmp_path)
+@pytest.mark.parametrize("backend", SHARED_BACKENDS)
+def test_transaction_failing_in_another_process_leaves_nothing(
+    backend: str, tmp_path: Path
+) -> None:
+    url = backend_url(backend, tmp_path)
     with convstore.open(url) as store:
         chat = store.create_conversation("t").id
         store.get_messages(chat)  # warm the cache: it must not hide a change either way
@@ -222,8 +233,9 @@ def test_eight_processes_open_one_fresh_store(tmp_path: Path) -> None:
         assert store.check_integrity() == []
 
 
-def test_store_is_shared_safely_by_threads_opening_it(tmp_path: Path) -> None:
-    url = backend_url("sqlite", tmp_path)
+@pytest.mark.parametrize("backend", SHARED_BACKENDS)
+def test_store_is_shared_safely_by_threads_opening_it(backend: str, tmp_path: Path) -> None:
+    url = backend_url(backend, tmp_path)
     opened: list[ConversationStore] = []
     failures: list[BaseException] = []
     start = threading.Barrier(8)

@@ -15,7 +15,7 @@ import pytest
 
 import convstore
 from convstore import DataIntegrityError
-from tests.conftest import backend_url
+from tests.conftest import SHARED_BACKENDS, backend_url
 
 pytestmark = pytest.mark.slow
 
@@ -57,9 +57,12 @@ def run_and_kill(url: str, conversation_id: str, seconds: float) -> list[str]:
     return [i for i in acknowledged if i]
 
 
+@pytest.mark.parametrize("backend", SHARED_BACKENDS)
 @pytest.mark.parametrize("trial", range(5))
-def test_sigkill_mid_append_loses_nothing_acknowledged(tmp_path: Path, trial: int) -> None:
-    url = backend_url("sqlite", tmp_path)
+def test_sigkill_mid_append_loses_nothing_acknowledged(
+    backend: str, tmp_path: Path, trial: int
+) -> None:
+    url = backend_url(backend, tmp_path)
     with convstore.open(url) as store:
         chat = store.create_conversation("crash").id
     acknowledged = run_and_kill(url, chat, random.Random(trial).uniform(0.05, 0.6))

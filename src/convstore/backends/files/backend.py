@@ -343,6 +343,11 @@ class FilesBackend:
                 self._reindex(conversation_id)
             except DataIntegrityError as exc:
                 log.warning("not indexing a damaged conversation: %s", exc)
+        if not self.index_file.exists():
+            with self.index_lock(shared=False), self.guard:
+                if not self.index_file.exists():
+                    index = self.index()
+                    index.mark = self.index_file.write_snapshot(index.document(), compress=False)
 
     def _files_key_or_none(self, conversation_id: str) -> list[Any] | None:
         try:
