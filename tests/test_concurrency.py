@@ -258,3 +258,47 @@ def test_store_is_shared_safely_by_threads_opening_it(backend: str, tmp_path: Pa
         store.close()
     with convstore.open(url) as store:
         assert store.count_conversations() == 8
+
+
+# 8 writers on 4 conversations, 2 readers listing and searching -------------------------
+
+
+def list_and_search(url: str, stop: Event, checks: Any) -> None:
+    with convstore.open(url, lock_timeout=60) as store:
+        while not stop.is_set():
+            listed = store.list_conversations()
+            assert len(listed) == 4
+            for conversation in listed:  # counters never run ahead of the messages
+                assert len(store.get_messages(conversation.id)) >= conversation.message_count
+            store.search_messages("w3:")
+            with checks.get_lock():
+                checks.value += 1
+
+
+@pytest.mark.parametrize("backend", SHARED_BACKENDS)
+def test_eight_writers_and_two_readers(backend: str, tmp_path: Path) -> None:
+    url = backend_url(backend, tmp_path)
+    with convstore.open(url) as store:
+        chats = [store.create_conversation(f"c{i}").id for i in range(4)]
+    stop, checks = SPAWN.Event(), SPAWN.Value("i", 0)
+    readers = [SPAWN.Process(target=list_and_search, args=(url, stop, checks)) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    try:
+        run_processes(append_many, [(url, chats[w % 4], w, 60) for w in range(8)])
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join(60)
+    assert [r.exitcode for r in readers] == [0, 0]
+    assert checks.value > 0
+    with convstore.open(url) as store:
+        for i, chat in enumerate(chats):
+            messages = store.get_messages(chat)
+            assert [m.seq for m in messages] == list(range(1, 121))
+            assert sorted(str(m.content) for m in messages) == sorted(
+                f"{w}:{n}" for w in (i, i + 4) for n in range(60)
+            )
+        listed = {c.id: c.message_count for c in store.list_conversations()}
+        assert listed == dict.fromkeys(chats, 120)  # the index agrees with the files
+        assert store.check_integrity() == []

@@ -58,14 +58,14 @@ def run_and_kill(url: str, conversation_id: str, seconds: float) -> list[str]:
 
 
 @pytest.mark.parametrize("backend", SHARED_BACKENDS)
-@pytest.mark.parametrize("trial", range(5))
+@pytest.mark.parametrize("trial", range(50))
 def test_sigkill_mid_append_loses_nothing_acknowledged(
     backend: str, tmp_path: Path, trial: int
 ) -> None:
     url = backend_url(backend, tmp_path)
     with convstore.open(url) as store:
         chat = store.create_conversation("crash").id
-    acknowledged = run_and_kill(url, chat, random.Random(trial).uniform(0.05, 0.6))
+    acknowledged = run_and_kill(url, chat, random.Random(trial).uniform(0.0, 0.3))
     assert acknowledged, "the writer must have appended something before it was killed"
 
     with convstore.open(url) as store:
