@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 import convstore
-from convstore.errors import ConversationManagerError
+from convstore.errors import ConversationManagerError, DataIntegrityError
 from convstore.models import Conversation, Message
 from convstore.store import ConversationStore
 
@@ -171,6 +171,37 @@ def health(url: UrlOption = None) -> None:
     console.print(JSON(json.dumps(report)))
     if report["status"] != "healthy" or report["integrity_problems"]:
         raise typer.Exit(1)
+
+
+@app.command()
+def doctor(
+    url: UrlOption = None,
+    repair: Annotated[
+        bool, typer.Option("--repair", help="Fix what can be fixed in place, then check again.")
+    ] = False,
+) -> None:
+    """Check a store for damage and disagreements; exit 1 if problems remain."""
+    try:
+        store = convstore.open(url)
+    except DataIntegrityError as exc:  # the store cannot even be opened
+        console.print(f"[bold red]damaged[/] {exc.message}", highlight=False, soft_wrap=True)
+        console.print("Restore it from a backup: convstore backups, then convstore restore.")
+        raise typer.Exit(1) from None
+    with store:
+        problems = store.check_integrity()
+        _report("problem", problems)
+        if repair and problems:
+            _report("repaired", store.repair(), style="green")
+            problems = store.check_integrity()
+            _report("still a problem", problems)
+    if problems:
+        raise typer.Exit(1)
+    console.print(f"[green]ok[/] {store.url}: no problems found", highlight=False)
+
+
+def _report(label: str, lines: list[str], style: str = "bold red") -> None:
+    for line in lines:
+        console.print(f"[{style}]{label}[/] {line}", highlight=False, soft_wrap=True)
 
 
 def _when(epoch: float) -> str:

@@ -551,6 +551,13 @@ class ConversationStore:
         """Every structural problem found in the stored data; [] means intact."""
         return list(self._backend.integrity_problems())
 
+    def repair(self) -> list[str]:
+        """Fix what the backend can fix in place without losing data; what was done."""
+        try:
+            return self._backend.repair()
+        finally:
+            self._branches.clear()
+
     # internals ----------------------------------------------------------------------
 
     def _draft(self, new: NewMessage) -> _Draft:

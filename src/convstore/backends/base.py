@@ -88,3 +88,6 @@ class Backend(Protocol):
 
     def integrity_problems(self) -> Iterator[str]:
         """Describe every structural problem found in the stored data (none = healthy)."""
+
+    def repair(self) -> list[str]:
+        """Fix what can be fixed in place without losing data; describe each action."""

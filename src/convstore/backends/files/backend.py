@@ -392,6 +392,50 @@ class FilesBackend:
         files = self.conversation_file(state.conversation.id)
         state.mark = files.write_snapshot(state.document(), compress=self.compress)
 
+    # repair ---------------------------------------------------------------------------
+
+    def repair(self) -> list[str]:
+        """Cut torn journal tails, set aside damaged conversation files (into
+        ``temp/damaged``, never deleted), fix counters, and rebuild the index."""
+        actions: list[str] = []
+        for path in sorted(self.conversations_dir.glob("*.json")):
+            if is_valid_id(path.stem):
+                actions.extend(self._repair_conversation(path.stem))
+        with self.index_lock(shared=False), self.guard:
+            for stale in (self.index_file.snapshot, self.index_file.journal):
+                stale.unlink(missing_ok=True)
+            self._index = None
+        self.reconcile()
+        actions.append("rebuilt the index from the conversation files")
+        return actions
+
+    def _repair_conversation(self, conversation_id: str) -> list[str]:
+        files = self.conversation_file(conversation_id)
+        with self.conversation_lock(conversation_id, shared=False):
+            self.forget(conversation_id)
+            try:
+                state = self.state(conversation_id)
+            except DataIntegrityError as exc:
+                return [f"set aside {self._quarantine(files)} ({exc})"]
+            actions = []
+            cut = files.cut_torn_tail()
+            if cut:
+                actions.append(f"cut a torn {cut}-byte tail off {files.journal}")
+            if state is not None and list(_state_problems(state, files.snapshot)):
+                state.conversation = _recounted(state)
+                state.mark = files.write_snapshot(state.document(), compress=self.compress)
+                actions.append(f"recounted the messages of {files.snapshot}")
+            return actions
+
+    def _quarantine(self, files: JournaledFile) -> Path:
+        damaged = self.temp_dir / "damaged" / time.strftime("%Y%m%dT%H%M%S")
+        damaged.mkdir(parents=True, exist_ok=True)
+        for path in (files.snapshot, files.journal):
+            if path.exists():
+                path.replace(damaged / path.name)
+        self.forget(files.snapshot.stem)
+        return damaged / files.snapshot.name
+
     # whole-store views --------------------------------------------------------------
 
     def disk_usage(self) -> int:
@@ -728,6 +772,21 @@ def _json_values(values: Mapping[str, Any]) -> dict[str, Any]:
     return {
         k: (v.model_dump(mode="json") if isinstance(v, Usage) else v) for k, v in values.items()
     }
+
+
+def _recounted(state: _ConversationState) -> Conversation:
+    """The conversation with counters that agree with its messages."""
+    ordered = state.ordered()
+    head = state.conversation.head_message_id
+    return state.conversation.model_copy(
+        update={
+            "message_count": len(ordered),
+            "last_seq": max([state.conversation.last_seq, *(m.seq for m in ordered)]),
+            "head_message_id": head
+            if head in state.messages
+            else (ordered[-1].id if ordered else None),
+        }
+    )
 
 
 def _state_problems(state: _ConversationState, path: Path) -> Iterator[str]:

@@ -125,6 +125,14 @@ class JournaledFile:
                 os.close(fd)
         return Mark(_stat_key(self.snapshot), inode, 0)
 
+    def cut_torn_tail(self) -> int:
+        """Remove an incomplete last line left by a crashed writer; the bytes removed."""
+        _, _, end = self._read_journal(0)
+        size = _size(self.journal)
+        if size > end:
+            os.truncate(self.journal, end)
+        return size - end
+
     def remove(self) -> None:
         for path in (self.snapshot, self.journal):
             path.unlink(missing_ok=True)

@@ -87,6 +87,20 @@ class SqlBackend:
             problems += session.counter_problems()
         yield from problems
 
+    def repair(self) -> list[str]:
+        """Recount conversations whose counters disagree with their messages. Damage to
+        the database file itself cannot be fixed in place: restore a backup."""
+        actions = []
+        with self.write() as session:
+            pages = session.conn.exec_driver_sql("PRAGMA integrity_check").all()
+            if [row[0] for row in pages] != ["ok"]:
+                actions.append(
+                    f"{self._describe()} is damaged and cannot be repaired in place; "
+                    "restore it from a backup (convstore restore)"
+                )
+            actions += session.recount()
+        return actions
+
     def _describe(self) -> str:
         return str(self._spec.path) if self._spec.path else "the in-memory store"
 
@@ -342,26 +356,23 @@ class SqlSession:
 
     # checks -------------------------------------------------------------------------
 
+    def recount(self) -> list[str]:
+        """Set message_count and last_seq from the messages where they disagree."""
+        fixed = []
+        for conv_id, count, last_seq, n, top in self.conn.execute(_COUNTS).all():
+            if count != (n or 0) or (top or 0) > last_seq:
+                self.conn.execute(
+                    sa.update(conversations)
+                    .where(conversations.c.id == conv_id)
+                    .values(message_count=n or 0, last_seq=max(last_seq, top or 0))
+                )
+                fixed.append(f"recounted conversation {conv_id}: {n or 0} messages")
+        return fixed
+
     def counter_problems(self) -> list[str]:
         """Conversations whose stored counters disagree with their messages."""
-        counted = (
-            sa.select(
-                messages.c.conversation_id,
-                sa.func.count().label("n"),
-                sa.func.max(messages.c.seq).label("top"),
-            )
-            .group_by(messages.c.conversation_id)
-            .subquery()
-        )
-        stmt = sa.select(
-            conversations.c.id,
-            conversations.c.message_count,
-            conversations.c.last_seq,
-            counted.c.n,
-            counted.c.top,
-        ).outerjoin(counted, counted.c.conversation_id == conversations.c.id)
         problems = []
-        for conv_id, count, last_seq, n, top in self.conn.execute(stmt):
+        for conv_id, count, last_seq, n, top in self.conn.execute(_COUNTS).all():
             if count != (n or 0):
                 problems.append(
                     f"conversation {conv_id}: message_count {count} but {n or 0} messages"
@@ -399,6 +410,23 @@ _UPDATE_CONVERSATION = sa.update(conversations).where(
 _INSERT_MESSAGE = sa.insert(messages)
 _FIND_MESSAGE = sa.select(*_MESSAGE_COLUMNS).where(messages.c.id == sa.bindparam("message_id"))
 _INSERT_CHANGE = sa.insert(changes)
+_COUNTED = (
+    sa.select(
+        messages.c.conversation_id,
+        sa.func.count().label("n"),
+        sa.func.max(messages.c.seq).label("top"),
+    )
+    .group_by(messages.c.conversation_id)
+    .subquery()
+)
+# each conversation's counters beside what its messages say
+_COUNTS = sa.select(
+    conversations.c.id,
+    conversations.c.message_count,
+    conversations.c.last_seq,
+    _COUNTED.c.n,
+    _COUNTED.c.top,
+).outerjoin(_COUNTED, _COUNTED.c.conversation_id == conversations.c.id)
 _ALL_MESSAGES = (
     sa.select(*_MESSAGE_COLUMNS)
     .where(messages.c.conversation_id == sa.bindparam("conversation_id"))
