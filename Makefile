@@ -28,6 +28,7 @@ test: lint typecheck
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
+	$(BIN)/python benchmarks/bench_files.py
 
 clean:
 	rm -rf $(VENV) .convstore .pytest_cache .mypy_cache .ruff_cache .coverage* htmlcov

@@ -121,6 +121,8 @@ def test_damaged_snapshot_raises_naming_the_file(tmp_path: Path, damage: bytes) 
         with pytest.raises(DataIntegrityError, match=rf"{chat}\.json"):
             store.append_message(chat, "user", "refused")
         assert [m.content for m in store.get_messages(other)] == ["fine"]
+        # listing is answered by the index alone, without opening conversation files
+        assert {c.id for c in store.list_conversations()} == {chat, other}
         assert any(f"{chat}.json" in p for p in store.check_integrity())
     assert snapshot.read_bytes() == damage
 
