@@ -1,0 +1,126 @@
+"""The search query language, parsed once and then matched, compiled or highlighted.
+
+    refactor plan        both words must occur (any order, any case, accents ignored)
+    "code review"        the words as a phrase, side by side
+    -draft               no message containing draft
+    deploy*              words starting with deploy
+    重构                  Chinese and Japanese need no spaces; a query of 1 or 2
+                         characters works too
+
+A malformed query (an unclosed quote, a lone - or *, nothing searchable) raises
+InvalidInputError; user text never reaches the index's own query syntax unquoted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from convstore.errors import InvalidInputError
+from convstore.search.text import fold, index_text, query_terms
+
+_PIECE = re.compile(r'\s*(-?)(?:"([^"]*)"|([^\s"]+))')
+MAX_TERMS = 32
+
+
+@dataclass(frozen=True)
+class Term:
+    """One word or phrase of a query."""
+
+    text: str
+    tokens: tuple[tuple[str, bool], ...]  # (index term, is a single CJK character)
+    prefix: bool = False
+    excluded: bool = False
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """A parsed query: terms that must match and terms that must not."""
+
+    source: str
+    required: tuple[Term, ...]
+    excluded: tuple[Term, ...]
+
+    def matches(self, texts: Iterable[str]) -> bool:
+        """Whether texts (e.g. the strings of one message) satisfy the query, by the
+        same rules the index applies."""
+        indexed = index_text(texts)
+        terms = indexed.terms.split()
+        singles = set(indexed.singles.split())
+        return all(_has(terms, singles, t) for t in self.required) and not any(
+            _has(terms, singles, t) for t in self.excluded
+        )
+
+    def fts5(self, terms_column: str, singles_column: str) -> str:
+        """The query as an FTS5 MATCH expression over the two columns of the index."""
+        required = " AND ".join(_fts5_term(t, terms_column, singles_column) for t in self.required)
+        excluded = "".join(
+            f" NOT {_fts5_term(t, terms_column, singles_column)}" for t in self.excluded
+        )
+        return f"({required}){excluded}"
+
+    def needles(self) -> list[str]:
+        """The folded words and CJK runs to highlight in snippets."""
+        found: list[str] = []
+        for term in self.required:
+            found.extend(w for w in re.findall(r"\w+", fold(term.text)) if w)
+        return sorted(set(found), key=len, reverse=True)
+
+
+def parse_query(text: object) -> SearchQuery:
+    """Parse ``text``; InvalidInputError says what is wrong with a malformed query."""
+    if not isinstance(text, str):
+        raise InvalidInputError(f"query must be a string, not {type(text).__name__}")
+    if not text.strip():
+        raise InvalidInputError("query must not be empty")
+    if len(text) > 1_000:
+        raise InvalidInputError("query is longer than 1000 characters")
+    if text.count('"') % 2:
+        raise InvalidInputError(f'query {text!r} has an unclosed quote (")')
+    terms = [_term(excluded, phrase, word, text) for excluded, phrase, word in _PIECE.findall(text)]
+    if len(terms) > MAX_TERMS:
+        raise InvalidInputError(f"query has {len(terms)} terms; the limit is {MAX_TERMS}")
+    required = tuple(t for t in terms if not t.excluded)
+    if not required:
+        raise InvalidInputError(f"query {text!r} needs at least one term that must match")
+    return SearchQuery(text, required, tuple(t for t in terms if t.excluded))
+
+
+def _term(excluded: str, phrase: str, word: str, source: str) -> Term:
+    is_phrase = not word
+    body = phrase if is_phrase else word
+    prefix = not is_phrase and body.endswith("*")
+    if prefix:
+        body = body[:-1]
+    if "*" in body:
+        raise InvalidInputError(f"in query {source!r}: * may only end a word, as in deploy*")
+    tokens = tuple(query_terms(body))
+    if not tokens:
+        what = f'"{phrase}"' if is_phrase else f"{excluded}{word}"
+        raise InvalidInputError(f"in query {source!r}: {what} has no letters or digits to search")
+    if prefix and (len(tokens) != 1 or tokens[0][1]):
+        raise InvalidInputError(f"in query {source!r}: * needs a single word before it")
+    return Term(body, tokens, prefix=prefix, excluded=bool(excluded))
+
+
+def _has(terms: Sequence[str], singles: set[str], term: Term) -> bool:
+    sequence = [t for t, single in term.tokens if not single]
+    if any(single and t not in singles for t, single in term.tokens):
+        return False
+    if not sequence:
+        return True
+    if term.prefix:
+        return any(t.startswith(sequence[0]) for t in terms)
+    width = len(sequence)
+    return any(terms[i : i + width] == sequence for i in range(len(terms) - width + 1))
+
+
+def _fts5_term(term: Term, terms_column: str, singles_column: str) -> str:
+    """A term as FTS5 syntax. Tokens hold only letters and digits, so quoting is safe."""
+    sequence = [t for t, single in term.tokens if not single]
+    parts = [f'{singles_column} : "{t}"' for t, single in term.tokens if single]
+    if sequence:
+        star = "*" if term.prefix else ""
+        parts.append(f'{terms_column} : "{" ".join(sequence)}"{star}')
+    return parts[0] if len(parts) == 1 else "(" + " AND ".join(parts) + ")"
