@@ -26,7 +26,7 @@ def test_async_round_trip(tmp_path: Path) -> None:
             messages = await store.get_messages(chat.id)
             assert [m.seq for m in messages] == list(range(1, 21))
             assert (await store.get_conversation(chat.id)).message_count == 20  # type: ignore[union-attr]
-            assert len(await store.search_messages("m1")) == 11
+            assert len(await store.search_messages("m1*")) == 11
             assert (await store.health_check())["status"] == "healthy"
             assert await store.check_integrity() == []
 

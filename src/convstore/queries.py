@@ -14,6 +14,7 @@ from typing import Any, Literal
 from convstore.errors import InvalidInputError
 from convstore.ids import check_id
 from convstore.models import Message, MessageStatus, Role
+from convstore.search.query import SearchQuery
 from convstore.validation import check_role, check_status
 
 MAX_PAGE_SIZE = 10_000
@@ -58,10 +59,9 @@ class MessageFilter:
 
 @dataclass(frozen=True)
 class ConversationQuery:
-    """A page of conversations, optionally those whose name or description contains ``text``."""
+    """A page of conversations."""
 
     where: ConversationFilter = field(default_factory=ConversationFilter)
-    text: str | None = None
     order_by: ConversationOrder = "updated_at"
     descending: bool = True
     limit: int | None = None
@@ -80,11 +80,23 @@ class BranchPage:
 
 
 @dataclass(frozen=True)
-class MessageQuery:
-    """Messages whose text contains ``text`` (case-insensitive), oldest first."""
+class MessageSearch:
+    """Messages that match ``query``, best first."""
 
-    text: str
+    query: SearchQuery
     where: MessageFilter = field(default_factory=MessageFilter)
+    limit: int | None = None
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class ConversationSearch:
+    """Conversations whose name or description (and, with ``in_messages``, whose
+    messages) match ``query``, best first."""
+
+    query: SearchQuery
+    where: ConversationFilter = field(default_factory=ConversationFilter)
+    in_messages: bool = True
     limit: int | None = None
     offset: int = 0
 
@@ -165,17 +177,6 @@ def check_seq(value: object, name: str) -> int | None:
     if value is not None and (not _is_int(value) or value < 0):  # type: ignore[operator]
         raise InvalidInputError(f"{name} must be None or a non-negative integer; got {value!r}")
     return value  # type: ignore[return-value]
-
-
-def check_query_text(query: object) -> str:
-    """A search string: non-empty text of at most 1,000 characters."""
-    if not isinstance(query, str):
-        raise InvalidInputError(f"query must be a string, not {type(query).__name__}")
-    if not query.strip():
-        raise InvalidInputError("query must not be empty")
-    if len(query) > 1_000:
-        raise InvalidInputError("query is longer than 1000 characters")
-    return query
 
 
 def _is_int(value: object) -> bool:

@@ -28,15 +28,25 @@ from convstore.queries import (
     BranchPage,
     ConversationOrder,
     ConversationQuery,
-    MessageQuery,
+    ConversationSearch,
+    MessageSearch,
     check_page,
-    check_query_text,
     check_seq,
     page_of,
     parse_conversation_filter,
     parse_message_filter,
 )
-from convstore.search import text_matches
+from convstore.search.query import parse_query
+from convstore.search.results import (
+    SearchHit,
+    SearchResults,
+    SearchTarget,
+    conversation_hit,
+    make_cursor,
+    message_hit,
+    read_cursor,
+    search_token,
+)
 from convstore.validation import (
     MAX_DESCRIPTION_LENGTH,
     MAX_NAME_LENGTH,
@@ -456,32 +466,13 @@ class ConversationStore:
         limit: int | None = None,
         offset: int = 0,
     ) -> list[Conversation]:
-        """Conversations whose name or description (or, by default, any message)
-        contains ``query``, ignoring ASCII case; most recently updated first."""
-        text = check_query_text(query)
-        where = parse_conversation_filter(filters)
-        limit, offset = check_page(limit, offset)
-        with self._unit(write=False) as session:
-            found = {
-                c.id
-                for c in session.list_conversations(ConversationQuery(where=where, text=text))
-                if text_matches([c.name, c.description or ""], text)
-            }
-            if search_in_messages:
-                scope = parse_message_filter({"conversation_ids": where.conversation_ids})
-                found.update(
-                    m.conversation_id
-                    for m in session.search_messages(MessageQuery(text=text, where=scope))
-                    if text_matches(m.content, text)
-                )
-            if not found:
-                return []
-            query_ = ConversationQuery(
-                where=replace(where, conversation_ids=tuple(sorted(found))),
-                limit=limit,
-                offset=offset,
-            )
-            return session.list_conversations(query_)
+        """Conversations matching ``query`` (the query language of
+        :mod:`convstore.search.query`) in their name or description or, by default,
+        their messages; best first, names and descriptions weighing most."""
+        return [
+            c
+            for c, _ in self._rank_conversations(query, search_in_messages, filters, limit, offset)
+        ]
 
     def search_messages(
         self,
@@ -492,34 +483,81 @@ class ConversationStore:
         limit: int | None = None,
         offset: int = 0,
     ) -> list[Message]:
-        """Messages whose text contains ``query`` (ignoring ASCII case), in one
-        conversation or the whole store, ordered by conversation and seq.
+        """Messages matching ``query``, in one conversation or the whole store, best
+        first. Only the text inside content counts, not JSON keys or syntax.
 
-        Only the text inside content counts, not JSON keys or syntax. Filters: role,
-        status, conversation_ids, created_after, created_before and metadata.
+        Filters: role, status, conversation_ids, created_after, created_before and
+        metadata. Raises ConversationNotFoundError for a missing ``conversation_id``.
         """
-        text = check_query_text(query)
+        return [m for m, _ in self._rank_messages(query, conversation_id, filters, limit, offset)]
+
+    def search(
+        self,
+        query: str,
+        *,
+        target: SearchTarget = "messages",
+        conversation_id: str | None = None,
+        filters: Mapping[str, Any] | None = None,
+        limit: int = 20,
+        cursor: str | None = None,
+    ) -> SearchResults:
+        """A page of ranked hits with scores and snippets; pass ``next_cursor`` back as
+        ``cursor`` for the next page. ``target`` is "messages" or "conversations"."""
+        if target not in ("messages", "conversations"):
+            raise InvalidInputError(f"target must be messages or conversations; got {target!r}")
+        page_size, _ = check_page(limit, 0)
+        if page_size is None:
+            raise InvalidInputError("search needs a page size (limit)")
+        token = search_token(query, target, conversation_id, filters)
+        offset = read_cursor(cursor, token)
+        parsed = parse_query(query)
+        hits: list[SearchHit]
+        if target == "messages":
+            found = self._rank_messages(query, conversation_id, filters, page_size + 1, offset)
+            hits = [message_hit(m, score, parsed) for m, score in found]
+        else:
+            ranked = self._rank_conversations(query, True, filters, page_size + 1, offset)
+            hits = [conversation_hit(c, score, parsed) for c, score in ranked]
+        following = make_cursor(offset + page_size, token) if len(hits) > page_size else None
+        return SearchResults(hits[:page_size], following)
+
+    def _rank_messages(
+        self,
+        query: str,
+        conversation_id: str | None,
+        filters: Mapping[str, Any] | None,
+        limit: int | None,
+        offset: int,
+    ) -> list[tuple[Message, float]]:
+        parsed = parse_query(query)
         where = parse_message_filter(filters)
         limit, offset = check_page(limit, offset)
         if conversation_id is not None:
             check_id(conversation_id, "conversation_id")
             scope = where.conversation_ids
-            where = replace(
-                where,
-                conversation_ids=(conversation_id,)
-                if scope is None or conversation_id in scope
-                else (),
-            )
+            inside = scope is None or conversation_id in scope
+            where = replace(where, conversation_ids=(conversation_id,) if inside else ())
         with self._unit(write=False) as session:
             if conversation_id is not None and session.get_stamp(conversation_id) is None:
                 raise ConversationNotFoundError(conversation_id)
-            hits = [
-                m
-                for m in session.search_messages(MessageQuery(text=text, where=where))
-                if text_matches(m.content, text)
-            ]
-        end = None if limit is None else offset + limit
-        return hits[offset:end]
+            if where.conversation_ids == ():
+                return []
+            return session.rank_messages(MessageSearch(parsed, where, limit, offset))
+
+    def _rank_conversations(
+        self,
+        query: str,
+        in_messages: bool,
+        filters: Mapping[str, Any] | None,
+        limit: int | None,
+        offset: int,
+    ) -> list[tuple[Conversation, float]]:
+        parsed = parse_query(query)
+        where = parse_conversation_filter(filters)
+        limit, offset = check_page(limit, offset)
+        search = ConversationSearch(parsed, where, bool(in_messages), limit, offset)
+        with self._unit(write=False) as session:
+            return session.rank_conversations(search)
 
     # health -------------------------------------------------------------------------
 

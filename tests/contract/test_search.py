@@ -1,4 +1,4 @@
-"""Substring search over names, descriptions and message text, with filters."""
+"""Ranked full-text search over names, descriptions and message text, with filters."""
 
 from __future__ import annotations
 
@@ -18,80 +18,159 @@ def corpus(store: ConversationStore) -> dict[str, str]:
     store.append_message(
         refactor.id,
         "assistant",
-        {"type": "code_suggestion", "code": "def f(): return 100%", "explanation": "Faster LOOP"},
+        {"type": "code_suggestion", "code": "def f(): return 100", "explanation": "Faster LOOP"},
         metadata={"lang": "python"},
     )
-    cooking = store.create_conversation("Cooking", description="Recipes")
-    store.append_message(cooking.id, "user", 'She said "loop the dough" \\ twice')
-    store.append_message(cooking.id, "assistant", "Use 50_000 grams")
+    cooking = store.create_conversation("Cooking", description="Recipes from Café Müller")
+    store.append_message(cooking.id, "user", 'She said "loop the dough" twice')
+    store.append_message(cooking.id, "assistant", "Use 50 grams of flour, then loop again")
     return {"refactor": refactor.id, "cooking": cooking.id}
 
 
-def test_search_conversations_by_name_and_messages(
+def contents(found: list) -> list:  # type: ignore[type-arg]
+    return [m.content for m in found]
+
+
+def test_chinese_without_spaces_short_queries_included(
     store: ConversationStore, corpus: dict[str, str]
 ) -> None:
     assert [c.id for c in store.search_conversations("重构")] == [corpus["refactor"]]
-    assert [c.id for c in store.search_conversations("recipes")] == [corpus["cooking"]]
-    found = {c.id for c in store.search_conversations("loop")}
-    assert found == {corpus["refactor"], corpus["cooking"]}
-    assert store.search_conversations("loop", search_in_messages=False) == []
-    assert store.search_conversations("nothing-like-this") == []
+    assert [c.id for c in store.search_conversations("重")] == [corpus["refactor"]]
+    assert [m.seq for m in store.search_messages("重构", conversation_id=corpus["refactor"])] == [1]
+    assert store.search_messages("构重") == []  # characters in another order
+    assert [c.id for c in store.search_conversations("autocoder 架构")] == [corpus["refactor"]]
 
 
-def test_search_conversations_filters(store: ConversationStore, corpus: dict[str, str]) -> None:
-    only = store.search_conversations("loop", filters={"conversation_ids": [corpus["cooking"]]})
-    assert [c.id for c in only] == [corpus["cooking"]]
-    assert store.search_conversations("loop", filters={"owner_id": "nobody"}) == []
-    assert len(store.search_conversations("loop", limit=1)) == 1
+def test_case_accents_and_punctuation_are_ignored(
+    store: ConversationStore, corpus: dict[str, str]
+) -> None:
+    assert [c.id for c in store.search_conversations("cafe muller")] == [corpus["cooking"]]
+    assert [c.id for c in store.search_conversations("CAFÉ")] == [corpus["cooking"]]
+    assert contents(store.search_messages("faster loop")) == [
+        {"type": "code_suggestion", "code": "def f(): return 100", "explanation": "Faster LOOP"}
+    ]
+    assert len(store.search_messages('"loop the dough"')) == 1
+    assert len(store.search_messages("dough loop")) == 1  # words in any order
+    assert store.search_messages('"dough loop"') == []  # but a phrase keeps its order
+    assert len(store.search_messages("gram*")) == 1
+    assert len(store.search_messages("loop -dough")) == 2
 
 
-def test_search_messages_matches_text_not_json(
+def test_content_is_searched_by_its_text_not_its_json(
     store: ConversationStore, corpus: dict[str, str]
 ) -> None:
     refactor = corpus["refactor"]
-    assert [m.seq for m in store.search_messages("重构", conversation_id=refactor)] == [1]
     assert store.search_messages("code_suggestion", conversation_id=refactor) != []  # a value
     assert store.search_messages("explanation", conversation_id=refactor) == []  # a key
-    assert store.search_messages('": "', conversation_id=refactor) == []  # JSON syntax
-    assert len(store.search_messages("faster loop")) == 1  # ASCII case is ignored
-    assert len(store.search_messages("100%")) == 1  # LIKE wildcards are literal
-    assert len(store.search_messages("50_000")) == 1
-    assert len(store.search_messages('"loop the dough" \\')) == 1  # quotes and backslashes
-    assert len(store.search_messages("s")) == 3
+    assert store.search_messages("type", conversation_id=refactor) == []
 
 
-def test_search_messages_filters(store: ConversationStore, corpus: dict[str, str]) -> None:
-    assert {m.role.value for m in store.search_messages("s", filters={"role": "user"})} == {"user"}
-    assert len(store.search_messages("s", filters={"role": ["user", "assistant"]})) == 3
-    assert [
-        m.metadata for m in store.search_messages("loop", filters={"metadata": {"lang": "python"}})
-    ] == [{"lang": "python"}]
-    assert store.search_messages("s", filters={"status": "retracted"}) == []
-    assert store.search_messages("s", filters={"created_after": time.time() + 60}) == []
+def test_names_weigh_more_than_messages(store: ConversationStore) -> None:
+    chatter = store.create_conversation("General")
+    store.append_messages(chatter.id, [{"role": "user", "content": "kubernetes kubernetes"}] * 3)
+    titled = store.create_conversation("Kubernetes upgrade plan")
+    store.append_message(titled.id, "user", "let us start")
+    assert [c.id for c in store.search_conversations("kubernetes")] == [titled.id, chatter.id]
+    assert [c.id for c in store.search_conversations("kubernetes", search_in_messages=False)] == [
+        titled.id
+    ]
+
+
+def test_more_matches_rank_higher(store: ConversationStore) -> None:
+    chat = store.create_conversation("ranking").id
+    once = store.append_message(chat, "user", "deploy the service today please")
+    twice = store.append_message(chat, "user", "deploy then deploy again please")
+    store.append_message(chat, "user", "nothing relevant here at all")
+    assert [m.id for m in store.search_messages("deploy")] == [twice.id, once.id]
+    hits = store.search("deploy").hits
+    assert hits[0].score > hits[1].score > 0
+
+
+def test_filters(store: ConversationStore, corpus: dict[str, str]) -> None:
+    assert {m.role.value for m in store.search_messages("loop", filters={"role": "user"})} == {
+        "user"
+    }
+    assert len(store.search_messages("loop", filters={"role": ["user", "assistant"]})) == 3
+    python_only = store.search_messages("loop", filters={"metadata": {"lang": "python"}})
+    assert [m.metadata for m in python_only] == [{"lang": "python"}]
+    assert store.search_messages("loop", filters={"status": "retracted"}) == []
+    assert store.search_messages("loop", filters={"created_after": time.time() + 60}) == []
     scoped = store.search_messages(
-        "s", conversation_id=corpus["refactor"], filters={"conversation_ids": [corpus["cooking"]]}
+        "loop",
+        conversation_id=corpus["refactor"],
+        filters={"conversation_ids": [corpus["cooking"]]},
     )
     assert scoped == []
-    assert len(store.search_messages("s", limit=2)) == 2
-    assert len(store.search_messages("s", offset=2)) == 1
+    only = store.search_conversations("loop", filters={"conversation_ids": [corpus["cooking"]]})
+    assert [c.id for c in only] == [corpus["cooking"]]
+    assert store.search_conversations("loop", filters={"owner_id": "nobody"}) == []
+    assert len(store.search_messages("loop", limit=2)) == 2
+    assert len(store.search_messages("loop", offset=2)) == 1
+    assert len(store.search_conversations("loop", limit=1)) == 1
 
 
-def test_search_errors(store: ConversationStore, corpus: dict[str, str]) -> None:
+def test_snippets_mark_the_matches(store: ConversationStore) -> None:
+    chat = store.create_conversation("snippets").id
+    store.append_message(
+        chat, "user", "x " * 200 + "我们需要代码重构, then DEPLOY it " + "y " * 200
+    )
+    hit = store.search("重构 deploy").hits[0]
+    assert hit.message is not None and hit.conversation_id == chat
+    assert "«重构»" in hit.snippet.marked() and "«DEPLOY»" in hit.snippet.marked()
+    assert len(hit.snippet.text) < 200 and hit.snippet.text.startswith("…")
+    titled = store.search("snippets", target="conversations").hits[0]
+    assert titled.conversation is not None and titled.snippet.marked() == "«snippets»"
+
+
+def test_cursor_pages_through_every_hit_once(store: ConversationStore) -> None:
+    chat = store.create_conversation("pages").id
+    store.append_messages(chat, [{"role": "user", "content": f"needle {i}"} for i in range(25)])
+    seen, cursor = [], None
+    while True:
+        page = store.search("needle", limit=10, cursor=cursor)
+        seen += [h.message.id for h in page.hits if h.message]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 25
+    with pytest.raises(InvalidInputError, match="different search"):
+        store.search("other", cursor=store.search("needle", limit=10).next_cursor)
+    with pytest.raises(InvalidInputError, match="not a cursor"):
+        store.search("needle", cursor="garbage!")
+
+
+def test_bad_queries_are_refused(store: ConversationStore, corpus: dict[str, str]) -> None:
     with pytest.raises(ConversationNotFoundError):
         store.search_messages("x", conversation_id="missing")
-    for bad in ("", "   ", None, 5):
+    for bad in ("", "   ", None, 5, '"unclosed', "-only", "a*b", "!!!"):
         with pytest.raises(InvalidInputError):
             store.search_messages(bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInputError):
+            store.search_conversations(bad)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="unknown message filter keys: colour"):
         store.search_messages("x", filters={"colour": "red"})
     with pytest.raises(InvalidInputError, match="unknown conversation filter keys"):
         store.search_conversations("x", filters={"role": "user"})
+    with pytest.raises(InvalidInputError, match="target"):
+        store.search("x", target="users")  # type: ignore[arg-type]
+    # text that looks like index syntax is only ever words to find
+    assert store.search_messages("NEAR OR AND NOT") == []
+    assert store.search_messages("terms : loop") == []
 
 
-def test_edits_and_deletes_are_searchable(store: ConversationStore, corpus: dict[str, str]) -> None:
-    message = store.search_messages("Use 50_000")[0]
+def test_edits_and_deletes_keep_the_index_in_step(
+    store: ConversationStore, corpus: dict[str, str]
+) -> None:
+    message = store.search_messages('"50 grams"')[0]
     store.update_message(message.conversation_id, message.id, content="Use a kilo")
-    assert store.search_messages("50_000") == []
+    assert store.search_messages('"50 grams"') == []
     assert len(store.search_messages("kilo")) == 1
+    store.update_conversation(corpus["cooking"], name="Baking", description="bread")
+    assert store.search_conversations("cooking", search_in_messages=False) == []
+    assert len(store.search_conversations("baking")) == 1
+    question = store.search_messages("帮我")[0]
+    store.delete_message(corpus["refactor"], question.id)
+    assert store.search_messages("帮我") == []
     store.delete_conversation(corpus["cooking"])
     assert store.search_messages("kilo") == []
+    assert store.search_conversations("baking") == []

@@ -17,7 +17,13 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from convstore.models import Conversation, Message
-from convstore.queries import BranchPage, ConversationFilter, ConversationQuery, MessageQuery
+from convstore.queries import (
+    BranchPage,
+    ConversationFilter,
+    ConversationQuery,
+    ConversationSearch,
+    MessageSearch,
+)
 
 
 class Session(Protocol):
@@ -34,8 +40,7 @@ class Session(Protocol):
         """Delete the conversation and every row derived from it."""
 
     def list_conversations(self, query: ConversationQuery) -> list[Conversation]:
-        """A page of conversations; with ``query.text``, candidates whose name or
-        description may contain it, unpaged (the store checks and pages them)."""
+        """A page of conversations, in the query's order."""
 
     def count_conversations(self, where: ConversationFilter) -> int: ...
     def count_messages(self) -> int: ...
@@ -63,12 +68,13 @@ class Session(Protocol):
     ) -> None:
         """Give the children of ``old_parent_id`` the parent ``new_parent_id``."""
 
-    def search_messages(self, query: MessageQuery) -> list[Message]:
-        """Candidates for ``query``, ordered by conversation then seq, ignoring its page.
+    def rank_messages(self, search: MessageSearch) -> list[tuple[Message, float]]:
+        """A page of the messages matching the search, best first, with their scores
+        (higher is better; comparable only within one search)."""
 
-        May return more than matches (the store checks each candidate's text) but
-        never fewer.
-        """
+    def rank_conversations(self, search: ConversationSearch) -> list[tuple[Conversation, float]]:
+        """A page of the conversations matching the search, best first, with scores.
+        Matches in names and descriptions count for more than matches in messages."""
 
     # change feed
     def record_change(self, conversation_id: str, kind: str, payload: Mapping[str, Any]) -> None:

@@ -78,7 +78,12 @@ def parse_query(text: object) -> SearchQuery:
         raise InvalidInputError("query is longer than 1000 characters")
     if text.count('"') % 2:
         raise InvalidInputError(f'query {text!r} has an unclosed quote (")')
-    terms = [_term(excluded, phrase, word, text) for excluded, phrase, word in _PIECE.findall(text)]
+    pieces = [
+        _term(excluded, phrase, word, text) for excluded, phrase, word in _PIECE.findall(text)
+    ]
+    terms = [t for t in pieces if t.tokens]  # pieces of punctuation alone are skipped
+    if not terms:
+        raise InvalidInputError(f"query {text!r} has no letters or digits to search for")
     if len(terms) > MAX_TERMS:
         raise InvalidInputError(f"query has {len(terms)} terms; the limit is {MAX_TERMS}")
     required = tuple(t for t in terms if not t.excluded)
@@ -96,10 +101,7 @@ def _term(excluded: str, phrase: str, word: str, source: str) -> Term:
     if "*" in body:
         raise InvalidInputError(f"in query {source!r}: * may only end a word, as in deploy*")
     tokens = tuple(query_terms(body))
-    if not tokens:
-        what = f'"{phrase}"' if is_phrase else f"{excluded}{word}"
-        raise InvalidInputError(f"in query {source!r}: {what} has no letters or digits to search")
-    if prefix and (len(tokens) != 1 or tokens[0][1]):
+    if prefix and tokens and (len(tokens) != 1 or tokens[0][1]):
         raise InvalidInputError(f"in query {source!r}: * needs a single word before it")
     return Term(body, tokens, prefix=prefix, excluded=bool(excluded))
 

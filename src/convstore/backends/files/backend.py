@@ -45,11 +45,14 @@ from convstore.queries import (
     BranchPage,
     ConversationFilter,
     ConversationQuery,
-    MessageQuery,
+    ConversationSearch,
+    MessageFilter,
+    MessageSearch,
     page_of,
 )
-from convstore.search import text_matches
-from convstore.validation import dump_json
+from convstore.search.ranking import bm25
+from convstore.search.text import index_text
+from convstore.validation import dump_json, text_values
 
 log = logging.getLogger(__name__)
 
@@ -586,8 +589,6 @@ class FilesSession:
             c for c in self._index().conversations.values() if conversation_matches(c, query.where)
         ]
         found.sort(key=lambda c: (getattr(c, query.order_by), c.id), reverse=query.descending)
-        if query.text is not None:
-            return found
         end = None if query.limit is None else query.offset + query.limit
         return found[query.offset : end]
 
@@ -649,20 +650,36 @@ class FilesSession:
             conversation_id, {"op": "reparent", "old": old_parent_id, "new": new_parent_id}
         )
 
-    def search_messages(self, query: MessageQuery) -> list[Message]:
-        scope = query.where.conversation_ids
+    def rank_messages(self, search: MessageSearch) -> list[tuple[Message, float]]:
+        scope = search.where.conversation_ids
         candidates = sorted(self._index().conversations if scope is None else set(scope))
         found: list[Message] = []
+        documents: list[list[str]] = []
         for conversation_id in candidates:
             state = self._peek(conversation_id)
-            if state is None:
-                continue
-            found.extend(
-                m
-                for m in state.ordered()
-                if message_matches(m, query.where) and text_matches(m.content, query.text)
-            )
-        return found
+            for message in [] if state is None else state.ordered():
+                texts = list(text_values(message.content))
+                if message_matches(message, search.where) and search.query.matches(texts):
+                    found.append(message)
+                    documents.append(index_text(texts).terms.split())
+        return _best(list(zip(found, bm25(documents, search.query), strict=True)), search)
+
+    def rank_conversations(self, search: ConversationSearch) -> list[tuple[Conversation, float]]:
+        best: dict[str, float] = {}
+        listed = [
+            c for c in self._index().conversations.values() if conversation_matches(c, search.where)
+        ]
+        named = [c for c in listed if search.query.matches([c.name, c.description or ""])]
+        documents = [index_text([c.name, c.description or ""]).terms.split() for c in named]
+        for conversation, score in zip(named, bm25(documents, search.query), strict=True):
+            best[conversation.id] = score * _NAME_WEIGHT
+        if search.in_messages:
+            ids = tuple(c.id for c in listed)
+            in_messages = MessageSearch(search.query, MessageFilter(conversation_ids=ids))
+            for message, score in self.rank_messages(in_messages):
+                best[message.conversation_id] = max(best.get(message.conversation_id, 0), score)
+        by_id = {c.id: c for c in listed}
+        return _best([(by_id[cid], score) for cid, score in best.items()], search)
 
     # change feed --------------------------------------------------------------------
 
@@ -710,6 +727,18 @@ class FilesSession:
                 backend.drop_changes(conversation_id)
             changes = [c for c in self._changes if c["conversation_id"] not in self._deleted]
             backend.update_index(entry, changes)
+
+
+_NAME_WEIGHT = 3.0  # a match in a name or description counts this much more
+
+
+def _best(
+    scored: list[tuple[Any, float]], search: MessageSearch | ConversationSearch
+) -> list[tuple[Any, float]]:
+    """The requested page of ``scored``, best first (ties by id, as the SQL backends)."""
+    scored.sort(key=lambda pair: (-pair[1], pair[0].id))
+    end = None if search.limit is None else search.offset + search.limit
+    return scored[search.offset : end]
 
 
 # records <-> JSON ------------------------------------------------------------------------

@@ -17,7 +17,13 @@ from sqlalchemy.engine import Connection
 from convstore.backends.sql import migrate
 from convstore.backends.sql.engine import BEGIN_READ, BEGIN_WRITE, create_engine, parse_url
 from convstore.backends.sql.prepared import StatementCache
-from convstore.backends.sql.schema import changes, conversations, messages
+from convstore.backends.sql.schema import (
+    changes,
+    conversation_search,
+    conversations,
+    message_search,
+    messages,
+)
 from convstore.config import ConversationManagerConfig
 from convstore.errors import (
     ConversationManagerError,
@@ -30,14 +36,14 @@ from convstore.queries import (
     BranchPage,
     ConversationFilter,
     ConversationQuery,
+    ConversationSearch,
     MessageFilter,
-    MessageQuery,
+    MessageSearch,
     MetadataEquals,
     TimeRange,
 )
-from convstore.validation import dump_json
-
-_LIKE_ESCAPE = "!"
+from convstore.search.text import index_text
+from convstore.validation import dump_json, text_values
 
 
 class SqlBackend:
@@ -220,10 +226,18 @@ class SqlSession:
         values = conversation.model_dump()
         values["meta"] = values.pop("metadata")
         self._run(_INSERT_CONVERSATION, [values])
+        searchable = {"conversation_id": conversation.id}
+        searchable.update(_conversation_text(conversation.name, conversation.description))
+        self._run(_INSERT_CONVERSATION_TEXT, [searchable])
 
     def update_conversation(self, conversation_id: str, values: Mapping[str, Any]) -> None:
         columns = {("meta" if k == "metadata" else k): v for k, v in values.items()}
         self._run(_UPDATE_CONVERSATION, [{"target_id": conversation_id, **columns}])
+        if "name" in values or "description" in values:
+            current = self.get_conversation(conversation_id)
+            assert current is not None
+            searchable = _conversation_text(current.name, current.description)
+            self._run(_UPDATE_CONVERSATION_TEXT, [{"target_id": conversation_id, **searchable}])
 
     def delete_conversation(self, conversation_id: str) -> None:
         self.conn.execute(sa.delete(changes).where(changes.c.conversation_id == conversation_id))
@@ -232,22 +246,13 @@ class SqlSession:
         self.conn.execute(sa.delete(conversations).where(conversations.c.id == conversation_id))
 
     def list_conversations(self, query: ConversationQuery) -> list[Conversation]:
-        paged = query.text is None
         stmt = _list_statement(
             query.order_by,
             query.descending,
-            limited=paged and query.limit is not None,
-            skipping=paged and query.offset > 0,
+            limited=query.limit is not None,
+            skipping=query.offset > 0,
         )
         conditions = _conversation_conditions(query.where)
-        if query.text is not None:
-            pattern = _contains(query.text)
-            conditions.append(
-                sa.or_(
-                    conversations.c.name.like(pattern, escape=_LIKE_ESCAPE),
-                    conversations.c.description.like(pattern, escape=_LIKE_ESCAPE),
-                )
-            )
         params = {"limit": query.limit, "offset": query.offset}
         found: Sequence[Sequence[Any]]
         if conditions:
@@ -269,6 +274,9 @@ class SqlSession:
 
     def insert_messages(self, new: Sequence[Message]) -> None:
         self._run(_INSERT_MESSAGE, [_message_values(m) for m in new])
+        self._run(
+            _INSERT_MESSAGE_TEXT, [_message_text(m.id, m.conversation_id, m.content) for m in new]
+        )
 
     def find_message(self, message_id: str) -> Message | None:
         rows = self._rows(_FIND_MESSAGE, message_id=message_id)
@@ -307,6 +315,9 @@ class SqlSession:
     def update_message(self, message_id: str, values: Mapping[str, Any]) -> None:
         columns = dict(values)
         if "content" in columns:
+            searchable = _message_text(message_id, None, columns["content"])
+            del searchable["conversation_id"]
+            self._run(_UPDATE_MESSAGE_TEXT, [{"target_id": message_id, **searchable}])
             columns["content"] = dump_json(columns["content"])
         if "metadata" in columns:
             columns["meta"] = columns.pop("metadata")
@@ -330,18 +341,80 @@ class SqlSession:
             .values(parent_id=new_parent_id)
         )
 
-    def search_messages(self, query: MessageQuery) -> list[Message]:
-        # Content is stored as JSON text: the JSON form of the query is a substring of
-        # the JSON form of any string that contains it, so LIKE finds every candidate.
-        pattern = _contains(dump_json(query.text)[1:-1])
+    def rank_messages(self, search: MessageSearch) -> list[tuple[Message, float]]:
+        score: sa.ColumnElement[float] = sa.literal_column("bm25(messages_fts)")
         stmt = (
-            sa.select(*_MESSAGE_COLUMNS)
-            .join(conversations, conversations.c.id == messages.c.conversation_id)
-            .where(_live(), messages.c.content.like(pattern, escape=_LIKE_ESCAPE))
-            .where(*_message_conditions(query.where))
-            .order_by(messages.c.conversation_id, messages.c.seq)
+            sa.select(*_MESSAGE_COLUMNS, score)
+            .select_from(
+                _MESSAGES_FTS.join(message_search, message_search.c.key == _MESSAGES_FTS.c.rowid)
+                .join(messages, messages.c.id == message_search.c.message_id)
+                .join(conversations, conversations.c.id == messages.c.conversation_id)
+            )
+            .where(sa.text("messages_fts MATCH :expression"), _live())
+            .where(*_message_conditions(search.where))
+            .order_by(score, messages.c.id)
         )
-        return [_message(row) for row in self.conn.execute(stmt).all()]
+        stmt = _page(stmt, search.limit is not None, search.offset > 0)
+        params = {
+            "expression": search.query.fts5("terms", "singles"),
+            "limit": search.limit,
+            "offset": search.offset,
+        }
+        return [(_message(row), -row[-1]) for row in self.conn.execute(stmt, params).all()]
+
+    def rank_conversations(self, search: ConversationSearch) -> list[tuple[Conversation, float]]:
+        in_text = (
+            sa.select(
+                conversation_search.c.conversation_id.label("cid"),
+                sa.literal_column(f"bm25(conversations_fts, {_NAME_WEIGHTS})").label("score"),
+            )
+            .select_from(
+                _CONVERSATIONS_FTS.join(
+                    conversation_search, conversation_search.c.key == _CONVERSATIONS_FTS.c.rowid
+                )
+            )
+            .where(sa.text("conversations_fts MATCH :in_names"))
+        )
+        hits: sa.Select[Any] | sa.CompoundSelect[Any] = in_text
+        if search.in_messages:
+            hits = sa.union_all(
+                in_text,
+                sa.select(
+                    message_search.c.conversation_id.label("cid"),
+                    sa.literal_column("bm25(messages_fts)").label("score"),
+                )
+                .select_from(
+                    _MESSAGES_FTS.join(
+                        message_search, message_search.c.key == _MESSAGES_FTS.c.rowid
+                    )
+                )
+                .where(sa.text("messages_fts MATCH :in_messages")),
+            )
+        # LIMIT -1 keeps SQLite from flattening the hits into the grouping query, where
+        # bm25() would lose the full-text context it needs
+        found = hits.limit(-1).subquery()
+        best = (
+            sa.select(found.c.cid, sa.func.min(found.c.score).label("score"))
+            .group_by(found.c.cid)
+            .subquery()
+        )
+        stmt = (
+            sa.select(*_CONVERSATION_COLUMNS, best.c.score)
+            .join_from(conversations, best, best.c.cid == conversations.c.id)
+            .where(_live(), *_conversation_conditions(search.where))
+            .order_by(best.c.score, conversations.c.id)
+        )
+        stmt = _page(stmt, search.limit is not None, search.offset > 0)
+        params = {
+            "in_names": search.query.fts5(
+                "{name_terms description_terms}", "{name_singles description_singles}"
+            ),
+            "in_messages": search.query.fts5("terms", "singles"),
+            "limit": search.limit,
+            "offset": search.offset,
+        }
+        rows = self.conn.execute(stmt, params).all()
+        return [(_conversation(row[:-1]), -row[-1]) for row in rows]
 
     # change feed --------------------------------------------------------------------
 
@@ -427,6 +500,17 @@ _COUNTS = sa.select(
     _COUNTED.c.n,
     _COUNTED.c.top,
 ).outerjoin(_COUNTED, _COUNTED.c.conversation_id == conversations.c.id)
+_MESSAGES_FTS = sa.table("messages_fts", sa.column("rowid"))
+_CONVERSATIONS_FTS = sa.table("conversations_fts", sa.column("rowid"))
+_NAME_WEIGHTS = "4.0, 4.0, 2.0, 2.0"  # name, name singles, description, description singles
+_INSERT_MESSAGE_TEXT = sa.insert(message_search)
+_UPDATE_MESSAGE_TEXT = sa.update(message_search).where(
+    message_search.c.message_id == sa.bindparam("target_id")
+)
+_INSERT_CONVERSATION_TEXT = sa.insert(conversation_search)
+_UPDATE_CONVERSATION_TEXT = sa.update(conversation_search).where(
+    conversation_search.c.conversation_id == sa.bindparam("target_id")
+)
 _ALL_MESSAGES = (
     sa.select(*_MESSAGE_COLUMNS)
     .where(messages.c.conversation_id == sa.bindparam("conversation_id"))
@@ -478,11 +562,6 @@ def _page(stmt: sa.Select[Any], limited: bool, skipping: bool) -> sa.Select[Any]
     if skipping:
         stmt = stmt.offset(sa.bindparam("offset", type_=sa.Integer))
     return stmt
-
-
-def _contains(text: str) -> str:
-    escaped = text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-    return f"%{escaped}%"
 
 
 def _time_conditions(
@@ -575,6 +654,28 @@ def _message(row: Sequence[Any]) -> Message:
         )
     except (ValueError, KeyError) as exc:
         raise DataIntegrityError(f"message {id_} is damaged: {exc!r}") from exc
+
+
+def _message_text(message_id: str, conversation_id: str | None, content: Any) -> dict[str, Any]:
+    """The message_search row of a message."""
+    indexed = index_text(text_values(content))
+    return {
+        "message_id": message_id,
+        "conversation_id": conversation_id,
+        "terms": indexed.terms,
+        "singles": indexed.singles,
+    }
+
+
+def _conversation_text(name: str, description: str | None) -> dict[str, str]:
+    """The searchable columns of a conversation_search row."""
+    name_text, description_text = index_text([name]), index_text([description or ""])
+    return {
+        "name_terms": name_text.terms,
+        "name_singles": name_text.singles,
+        "description_terms": description_text.terms,
+        "description_singles": description_text.singles,
+    }
 
 
 def _message_values(message: Message) -> dict[str, Any]:

@@ -89,3 +89,39 @@ changes = sa.Table(
     sa.Index("ix_changes_conversation", "conversation_id", "id"),
     sqlite_autoincrement=True,
 )
+
+# The text the full-text index sees (convstore.search.text), one row per message and per
+# conversation. The integer key stays put through VACUUM, so SQLite's FTS5 tables can
+# use it as their rowid (see migration 0002).
+message_search = sa.Table(
+    "message_search",
+    metadata,
+    sa.Column("key", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "message_id",
+        ID,
+        sa.ForeignKey("messages.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    sa.Column("conversation_id", ID, nullable=False, index=True),
+    sa.Column("terms", sa.Text, nullable=False),
+    sa.Column("singles", sa.Text, nullable=False),
+)
+
+conversation_search = sa.Table(
+    "conversation_search",
+    metadata,
+    sa.Column("key", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column(
+        "conversation_id",
+        ID,
+        sa.ForeignKey("conversations.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    sa.Column("name_terms", sa.Text, nullable=False),
+    sa.Column("name_singles", sa.Text, nullable=False),
+    sa.Column("description_terms", sa.Text, nullable=False),
+    sa.Column("description_singles", sa.Text, nullable=False),
+)
