@@ -154,11 +154,16 @@ def search(
     ] = None,
     limit: Annotated[int, typer.Option(help="How many messages to show.")] = 20,
 ) -> None:
-    """Find messages containing QUERY."""
+    """Find messages matching QUERY: words, "phrases", -excluded, prefix*."""
     with _store(url) as store:
-        hits = store.search_messages(query, conversation_id=conversation_id, limit=limit)
-    for message in hits:
-        console.print(_message_panel(message, title_extra=f" in {message.conversation_id}"))
+        hits = store.search(query, conversation_id=conversation_id, limit=limit).hits
+    for hit in hits:
+        assert hit.message is not None
+        title = f"#{hit.message.seq} {hit.message.role.value} in {hit.conversation_id}"
+        body = Text(hit.snippet.text)
+        for start, end in hit.snippet.highlights:
+            body.stylize("bold reverse", start, end)
+        console.print(Panel(body, title=title, title_align="left", subtitle=f"{hit.score:.2f}"))
     console.print(f"{len(hits)} message(s) found.")
 
 

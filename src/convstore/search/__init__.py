@@ -1,5 +1,7 @@
-"""Search: how text is matched against conversations and messages."""
+"""Search: the query language, text folding, ranking and snippets."""
 
-from convstore.search.substring import fold, text_matches
+from convstore.search.query import SearchQuery, parse_query
+from convstore.search.results import SearchHit, SearchResults
+from convstore.search.snippets import Snippet
 
-__all__ = ["fold", "text_matches"]
+__all__ = ["SearchHit", "SearchQuery", "SearchResults", "Snippet", "parse_query"]
