@@ -670,9 +670,12 @@ class FilesSession:
             c for c in self._index().conversations.values() if conversation_matches(c, search.where)
         ]
         named = [c for c in listed if search.query.matches([c.name, c.description or ""])]
-        documents = [index_text([c.name, c.description or ""]).terms.split() for c in named]
-        for conversation, score in zip(named, bm25(documents, search.query), strict=True):
-            best[conversation.id] = score * _NAME_WEIGHT
+        names = bm25([index_text([c.name]).terms.split() for c in named], search.query)
+        descriptions = bm25(
+            [index_text([c.description or ""]).terms.split() for c in named], search.query
+        )
+        for conversation, name, description in zip(named, names, descriptions, strict=True):
+            best[conversation.id] = _NAME_WEIGHT * name + _DESCRIPTION_WEIGHT * description
         if search.in_messages:
             ids = tuple(c.id for c in listed)
             in_messages = MessageSearch(search.query, MessageFilter(conversation_ids=ids))
@@ -729,7 +732,10 @@ class FilesSession:
             backend.update_index(entry, changes)
 
 
-_NAME_WEIGHT = 3.0  # a match in a name or description counts this much more
+# what a match in a name or a description counts, against 1 for a match in a message
+# (the weights the SQL backends give bm25)
+_NAME_WEIGHT = 4.0
+_DESCRIPTION_WEIGHT = 2.0
 
 
 def _best(
