@@ -174,3 +174,17 @@ def test_edits_and_deletes_keep_the_index_in_step(
     store.delete_conversation(corpus["cooking"])
     assert store.search_messages("kilo") == []
     assert store.search_conversations("baking") == []
+
+
+def test_very_common_queries_rank_the_newest_matches(
+    store: ConversationStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for module in ("convstore.backends.sql.backend", "convstore.backends.files.backend"):
+        monkeypatch.setattr(f"{module}.RANK_WINDOW", 3)
+    chat = store.create_conversation("window").id
+    oldest = store.append_message(chat, "user", "needle needle needle")
+    newer = [store.append_message(chat, "user", f"needle and other words {i}") for i in range(4)]
+    found = store.search_messages("needle")
+    assert oldest.id not in {m.id for m in found}  # the best match, but not among the newest 3
+    assert {m.id for m in found} == {m.id for m in newer[1:]}
+    assert store.search_messages('"needle needle"') == [oldest]  # a rarer query finds it

@@ -15,6 +15,11 @@ from convstore.search.query import SearchQuery
 K1 = 1.2
 B = 0.75
 
+# A query matching more messages than this ranks only the most recent this many of them:
+# ranking costs time in proportion to the matches, and in a chat history the newest
+# matches of a very common word are the ones wanted. Rarer queries rank every match.
+RANK_WINDOW = 5_000
+
 
 def bm25(documents: Sequence[Sequence[str]], query: SearchQuery) -> list[float]:
     """A score per document (each a list of index terms); higher is better."""

@@ -50,7 +50,7 @@ from convstore.queries import (
     MessageSearch,
     page_of,
 )
-from convstore.search.ranking import bm25
+from convstore.search.ranking import RANK_WINDOW, bm25
 from convstore.search.text import index_text
 from convstore.validation import dump_json, text_values
 
@@ -662,6 +662,10 @@ class FilesSession:
                 if message_matches(message, search.where) and search.query.matches(texts):
                     found.append(message)
                     documents.append(index_text(texts).terms.split())
+        if len(found) > RANK_WINDOW:  # only the newest matches are ranked, as in SQL
+            newest = sorted(range(len(found)), key=lambda i: (found[i].created_at, found[i].id))
+            kept = sorted(newest[-RANK_WINDOW:])
+            found, documents = [found[i] for i in kept], [documents[i] for i in kept]
         return _best(list(zip(found, bm25(documents, search.query), strict=True)), search)
 
     def rank_conversations(self, search: ConversationSearch) -> list[tuple[Conversation, float]]:

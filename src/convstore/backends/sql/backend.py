@@ -42,6 +42,7 @@ from convstore.queries import (
     MetadataEquals,
     TimeRange,
 )
+from convstore.search.ranking import RANK_WINDOW
 from convstore.search.text import index_text
 from convstore.validation import dump_json, text_values
 
@@ -342,6 +343,7 @@ class SqlSession:
         )
 
     def rank_messages(self, search: MessageSearch) -> list[tuple[Message, float]]:
+        expression = search.query.fts5("terms", "singles")
         score: sa.ColumnElement[float] = sa.literal_column("bm25(messages_fts)")
         stmt = (
             sa.select(*_MESSAGE_COLUMNS, score)
@@ -351,16 +353,23 @@ class SqlSession:
                 .join(conversations, conversations.c.id == messages.c.conversation_id)
             )
             .where(sa.text("messages_fts MATCH :expression"), _live())
+            .where(_MESSAGES_FTS.c.rowid >= sa.bindparam("floor"))
             .where(*_message_conditions(search.where))
             .order_by(score, messages.c.id)
         )
         stmt = _page(stmt, search.limit is not None, search.offset > 0)
         params = {
-            "expression": search.query.fts5("terms", "singles"),
+            "expression": expression,
+            "floor": self._rank_floor(expression),
             "limit": search.limit,
             "offset": search.offset,
         }
         return [(_message(row), -row[-1]) for row in self.conn.execute(stmt, params).all()]
+
+    def _rank_floor(self, expression: str) -> int:
+        """The smallest index key among the RANK_WINDOW newest matches (0: rank them all)."""
+        found = self._rows(_RANK_FLOOR, expression=expression, skip=RANK_WINDOW - 1)
+        return int(found[0][0]) if found else 0
 
     def rank_conversations(self, search: ConversationSearch) -> list[tuple[Conversation, float]]:
         in_text = (
@@ -388,7 +397,8 @@ class SqlSession:
                         message_search, message_search.c.key == _MESSAGES_FTS.c.rowid
                     )
                 )
-                .where(sa.text("messages_fts MATCH :in_messages")),
+                .where(sa.text("messages_fts MATCH :in_messages"))
+                .where(_MESSAGES_FTS.c.rowid >= sa.bindparam("floor")),
             )
         # LIMIT -1 keeps SQLite from flattening the hits into the grouping query, where
         # bm25() would lose the full-text context it needs
@@ -410,6 +420,7 @@ class SqlSession:
                 "{name_terms description_terms}", "{name_singles description_singles}"
             ),
             "in_messages": search.query.fts5("terms", "singles"),
+            "floor": self._rank_floor(search.query.fts5("terms", "singles")),
             "limit": search.limit,
             "offset": search.offset,
         }
@@ -503,6 +514,13 @@ _COUNTS = sa.select(
 _MESSAGES_FTS = sa.table("messages_fts", sa.column("rowid"))
 _CONVERSATIONS_FTS = sa.table("conversations_fts", sa.column("rowid"))
 _NAME_WEIGHTS = "4.0, 4.0, 2.0, 2.0"  # name, name singles, description, description singles
+_RANK_FLOOR = (
+    sa.select(_MESSAGES_FTS.c.rowid)
+    .where(sa.text("messages_fts MATCH :expression"))
+    .order_by(_MESSAGES_FTS.c.rowid.desc())
+    .limit(1)
+    .offset(sa.bindparam("skip", type_=sa.Integer))
+)
 _INSERT_MESSAGE_TEXT = sa.insert(message_search)
 _UPDATE_MESSAGE_TEXT = sa.update(message_search).where(
     message_search.c.message_id == sa.bindparam("target_id")
