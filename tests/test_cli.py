@@ -12,7 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 import convstore
+from convstore.archive import verify_archive
+from convstore.backup import backups_for
 from convstore.cli import app
+from tests.archive_data import fill, snapshot
 
 runner = CliRunner()
 
@@ -86,3 +89,91 @@ def test_version_and_real_process(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "found 1 conversation" in done.stdout
+
+
+# moving data and backups --------------------------------------------------------------
+
+
+def test_export_and_import(tmp_path: Path) -> None:
+    source_url, target_url = f"sqlite:///{tmp_path / 's.db'}", f"file://{tmp_path / 'files'}"
+    with convstore.open(source_url) as source:
+        fill(source)
+        expected = snapshot(source)
+    path = tmp_path / "all.jsonl.gz"
+    exported = runner.invoke(app, ["export", str(path), "--url", source_url])
+    assert exported.exit_code == 0, exported.output
+    assert "exported 3 conversation(s) and 5 message(s)" in exported.output
+    imported = runner.invoke(app, ["import", str(path), "--url", target_url])
+    assert imported.exit_code == 0 and "imported 3 conversation(s)" in imported.output
+    again = runner.invoke(app, ["import", str(path), "--url", target_url])
+    assert again.exit_code == 2 and "[CONCURRENCY_CONFLICT]" in again.output
+    replaced = runner.invoke(app, ["import", str(path), "--url", target_url, "--replace"])
+    assert replaced.exit_code == 0, replaced.output
+    with convstore.open(target_url) as target:
+        assert snapshot(target) == expected
+
+
+def test_import_of_a_damaged_archive_is_one_error_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"format": "convstore-archive", "version": 9}\n')
+    result = runner.invoke(app, ["import", str(path), "--url", "memory://"])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1
+    assert "[DATA_INTEGRITY]" in result.output and f"{path}, line 1:" in result.output
+
+
+def test_backup_backups_and_restore(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db' / 's.db'}"
+    with convstore.open(url) as store:
+        rich, *_ = fill(store)
+    full = runner.invoke(app, ["backup", "--url", url])
+    assert full.exit_code == 0 and "full backup" in full.output, full.output
+    with convstore.open(url) as store:
+        store.append_message(rich, "user", "after the full backup")
+        expected = snapshot(store)
+    incremental = runner.invoke(app, ["backup", "--url", url, "--incremental"])
+    assert incremental.exit_code == 0, incremental.output
+    assert "incremental backup" in incremental.output and "1 conversation(s)" in incremental.output
+    listed = runner.invoke(app, ["backups", "--url", url])
+    assert listed.exit_code == 0 and "2 backup(s)" in listed.output
+    with convstore.open(url) as store:
+        [newest, _] = backups_for(store).list_backups()
+        store.delete_conversation(rich)
+    assert newest["backup_id"] in listed.output
+    health = runner.invoke(app, ["health", "--url", url])
+    assert json.loads(health.output)["last_backup"] == newest["created_at"]
+    restored = runner.invoke(app, ["restore", newest["backup_id"], "--url", url])
+    assert restored.exit_code == 0 and "restored 3 conversation(s)" in restored.output
+    with convstore.open(url) as store:
+        assert snapshot(store) == expected
+
+
+def test_backup_directory_option_and_errors(tmp_path: Path) -> None:
+    no_dir = runner.invoke(app, ["backup", "--url", "memory://"])
+    assert no_dir.exit_code == 2 and "[INVALID_CONFIG]" in no_dir.output
+    chosen = ["--url", "memory://", "--dir", str(tmp_path / "elsewhere")]
+    assert runner.invoke(app, ["backup", *chosen]).exit_code == 0
+    listed = runner.invoke(app, ["backups", *chosen])
+    assert "1 backup(s)" in listed.output and "full" in listed.output
+    bad = runner.invoke(app, ["restore", "../x", *chosen])
+    assert bad.exit_code == 2 and "[INVALID_INPUT]" in bad.output
+
+
+def test_export_as_a_real_process_draws_progress_on_a_terminal(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with convstore.open(url) as store:
+        fill(store)
+    path = tmp_path / "out.jsonl"
+    env = {**os.environ, "TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "convstore", "export", str(path), "--url", url],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "exporting" in done.stderr and "3/3" in done.stderr
+    header, counts = verify_archive(path)
+    assert header.kind == "full" and counts.conversations == 3

@@ -6,17 +6,22 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console, Group
 from rich.json import JSON
 from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 import convstore
-from convstore.errors import ConversationManagerError, DataIntegrityError
+from convstore import archive
+from convstore.archive import Progress as ProgressCallback
+from convstore.backup import BackupManager, backup_dir_of, backups_for
+from convstore.errors import ConversationManagerError, DataIntegrityError, StorageError
 from convstore.models import Conversation, Message
 from convstore.store import ConversationStore
 
@@ -35,6 +40,10 @@ UrlOption = Annotated[
         help="Store URL (default: $CONVSTORE_URL, $DATABASE_URL or sqlite:///./.convstore/convstore.db).",
     ),
 ]
+DirOption = Annotated[
+    Path | None,
+    typer.Option("--dir", help="Backup directory (default: beside the store, e.g. DIR/backups)."),
+]
 _ROLE_STYLES = {"user": "cyan", "assistant": "green", "system": "magenta", "tool": "yellow"}
 
 
@@ -45,8 +54,32 @@ def _store(url: str | None) -> Iterator[ConversationStore]:
         with convstore.open(url) as store:
             yield store
     except ConversationManagerError as exc:
-        err_console.print(f"[bold red]error[/] [{exc.code}] {exc.message}", highlight=False)
-        raise typer.Exit(2) from None
+        _fail(exc)
+    except OSError as exc:
+        _fail(StorageError(str(exc)))
+
+
+def _fail(exc: ConversationManagerError) -> NoReturn:
+    """Print the error as one line with its code, and exit 2."""
+    err_console.print(
+        f"[bold red]error[/] [{exc.code}] {exc.message}", highlight=False, soft_wrap=True
+    )
+    raise typer.Exit(2) from None
+
+
+@contextmanager
+def _progress(description: str) -> Iterator[ProgressCallback]:
+    """A progress bar of conversations done / total, drawn only on a terminal."""
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    with Progress(
+        *columns,
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=not err_console.is_terminal,
+    ) as bar:
+        task = bar.add_task(description, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _version(value: bool) -> None:
@@ -173,6 +206,9 @@ def health(url: UrlOption = None) -> None:
     with _store(url) as store:
         report = store.health_check()
         report["integrity_problems"] = store.check_integrity()
+        directory = backup_dir_of(store)
+        if directory is not None:
+            report["last_backup"] = BackupManager(store, directory).last_backup_time()
     console.print(JSON(json.dumps(report)))
     if report["status"] != "healthy" or report["integrity_problems"]:
         raise typer.Exit(1)
@@ -202,6 +238,95 @@ def doctor(
     if problems:
         raise typer.Exit(1)
     console.print(f"[green]ok[/] {store.url}: no problems found", highlight=False)
+
+
+@app.command("export")
+def export_(file: Path, url: UrlOption = None) -> None:
+    """Write every conversation to an archive FILE (gzipped if it ends in .gz)."""
+    with _store(url) as store, _progress("exporting") as progress:
+        counts = archive.export_store(store, file, on_progress=progress)
+    console.print(
+        f"exported {counts.conversations} conversation(s) and {counts.messages} message(s) "
+        f"to {file}",
+        highlight=False,
+    )
+
+
+@app.command("import")
+def import_(
+    file: Path,
+    url: UrlOption = None,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Replace conversations the store already has.")
+    ] = False,
+) -> None:
+    """Import an archive FILE, checked whole before anything is written."""
+    with _store(url) as store, _progress("importing") as progress:
+        counts = archive.import_archive(store, file, replace=replace, on_progress=progress)
+    console.print(
+        f"imported {counts.conversations} conversation(s) and {counts.messages} message(s)"
+        + (f"; deleted {counts.deleted}" if counts.deleted else ""),
+        highlight=False,
+    )
+
+
+@app.command()
+def backup(
+    url: UrlOption = None,
+    incremental: Annotated[
+        bool, typer.Option("--incremental", help="Only what changed since the last backup.")
+    ] = False,
+    directory: DirOption = None,
+) -> None:
+    """Back up the store (full, or incremental on top of the newest backup)."""
+    with _store(url) as store, _progress("backing up") as progress:
+        manager = backups_for(store, directory)
+        make = manager.incremental_backup if incremental else manager.full_backup
+        made = manager.describe(make(on_progress=progress))
+    counts = made["counts"]
+    console.print(
+        f"{made['kind']} backup [bold]{made['backup_id']}[/]: "
+        f"{counts['conversations']} conversation(s), {counts['messages']} message(s), "
+        f"{counts['deleted']} deletion(s) in {manager.directory}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@app.command()
+def restore(backup_id: str, url: UrlOption = None, directory: DirOption = None) -> None:
+    """Restore the conversations a backup recorded (replacing the current ones)."""
+    with _store(url) as store, _progress("restoring") as progress:
+        summary = backups_for(store, directory).restore(backup_id, on_progress=progress)
+    console.print(
+        f"restored {summary.restored} conversation(s) and deleted {summary.deleted} "
+        f"from backup {backup_id}",
+        highlight=False,
+    )
+
+
+@app.command()
+def backups(url: UrlOption = None, directory: DirOption = None) -> None:
+    """List backups, newest first."""
+    with _store(url) as store:
+        manager = backups_for(store, directory)
+        found = manager.list_backups()
+    table = Table(title=f"{len(found)} backup(s) in {manager.directory}")
+    table.add_column("id (UTC time)", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    for column in ("convs", "msgs", "deleted", "bytes"):
+        table.add_column(column, justify="right")
+    for item in found:
+        counts = item["counts"]
+        table.add_row(
+            item["backup_id"],
+            item["kind"],
+            str(counts["conversations"]),
+            str(counts["messages"]),
+            str(counts["deleted"]),
+            str(item["size"]),
+        )
+    console.print(table)
 
 
 def _report(label: str, lines: list[str], style: str = "bold red") -> None:

@@ -13,12 +13,15 @@ added by get_conversation. ``version`` counts changes to the conversation.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import convstore
+from convstore.backup import BackupManager, BackupScheduler, backup_dir_of, backups_for
 from convstore.config import ConversationManagerConfig
+from convstore.errors import ConversationManagerError
 from convstore.models import Conversation, Message
 from convstore.queries import ConversationOrder
 from convstore.store import ConversationStore
@@ -42,7 +45,12 @@ def conversation_dict(conversation: Conversation) -> dict[str, Any]:
 
 
 class PersistConversationManager:
-    """Conversations persisted in a store, through the seed specification's methods."""
+    """Conversations persisted in a store, through the seed specification's methods.
+
+    With ``backup_enabled`` and a backup directory (beside the store, or
+    ``backup_dir``), backups run every ``backup_interval`` seconds on a background
+    thread until :meth:`close`.
+    """
 
     def __init__(
         self,
@@ -56,8 +64,24 @@ class PersistConversationManager:
         else:
             self.config = config or ConversationManagerConfig.from_env()
             self.store = convstore.open(config=self.config)
+        directory = backup_dir_of(self.store)
+        self._backups = None if directory is None else BackupManager(self.store, directory)
+        self._scheduler = self._start_scheduler()
+
+    def _start_scheduler(self) -> BackupScheduler | None:
+        """Start scheduled backups if enabled; they stop on close() or when the manager
+        is garbage collected, whichever comes first."""
+        if self._backups is None or not self.config.backup_enabled:
+            return None
+        scheduler = BackupScheduler(self._backups, self.config.backup_interval)
+        scheduler.start()
+        weakref.finalize(self, scheduler.stop, False)
+        return scheduler
 
     def close(self) -> None:
+        """Stop scheduled backups (waiting for one under way) and close the store."""
+        if self._scheduler is not None:
+            self._scheduler.stop()
         self.store.close()
 
     def __enter__(self) -> PersistConversationManager:
@@ -247,8 +271,17 @@ class PersistConversationManager:
             yield
 
     def health_check(self) -> dict[str, Any]:
-        """Status, counts, disk usage, last backup and lock figures."""
-        return self.store.health_check()
+        """Status, counts, disk usage, last backup and lock figures; never raises."""
+        report = self.store.health_check()
+        try:
+            report["last_backup"] = self.get_last_backup_time()
+        except (ConversationManagerError, OSError) as exc:
+            report.update(status="unhealthy", backup_error=f"{type(exc).__name__}: {exc}")
+        return report
+
+    def get_last_backup_time(self) -> float | None:
+        """When the newest backup was made (epoch seconds); None if none or no backups."""
+        return None if self._backups is None else self._backups.last_backup_time()
 
     def get_conversations_count(self, filters: Mapping[str, Any] | None = None) -> int:
         return self.store.count_conversations(filters)
@@ -259,3 +292,35 @@ class PersistConversationManager:
     def get_disk_usage(self) -> int:
         """Bytes the store occupies on disk."""
         return self.store.disk_usage()
+
+    # backups ------------------------------------------------------------------------
+
+    def backup_conversation(self, conversation_id: str) -> str:
+        """Back up one conversation and return the backup id."""
+        return self._backup_manager().backup_conversation(conversation_id)
+
+    def restore_conversation(self, conversation_id: str, backup_id: str) -> bool:
+        """Replace the conversation with its state in the backup; False if the backup
+        does not hold it."""
+        return self._backup_manager().restore_conversation(conversation_id, backup_id)
+
+    def list_backups(self, conversation_id: str | None = None) -> list[dict[str, Any]]:
+        """Backups, newest first (only those holding ``conversation_id``, if given)."""
+        return self._backup_manager().list_backups(conversation_id)
+
+    def full_backup(self) -> str:
+        """Back up every conversation and return the backup id."""
+        return self._backup_manager().full_backup()
+
+    def incremental_backup(self) -> str:
+        """Back up what changed since the newest backup and return the backup id."""
+        return self._backup_manager().incremental_backup()
+
+    def restore_backup(self, backup_id: str) -> dict[str, int]:
+        """Restore the store to a backup: ``{"restored": n, "deleted": m}``."""
+        summary = self._backup_manager().restore(backup_id)
+        return {"restored": summary.restored, "deleted": summary.deleted}
+
+    def _backup_manager(self) -> BackupManager:
+        # without a backup directory, backups_for raises the ConfigurationError that says so
+        return self._backups or backups_for(self.store)
