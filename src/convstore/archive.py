@@ -35,8 +35,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ValidationError
 
-from convstore.backends.files.journal import fsync_directory
 from convstore.errors import ConcurrencyError, DataIntegrityError, InvalidInputError
+from convstore.fileio import fsync_directory
 from convstore.ids import check_id
 from convstore.models import Conversation, Message
 from convstore.store import ConversationStore, check_import

@@ -46,15 +46,15 @@ from convstore.archive import (
     redact_url,
     verify_archive,
 )
-from convstore.backends.files.journal import fsync_directory
-from convstore.backends.files.locks import FileLock
 from convstore.errors import (
     ConfigurationError,
     ConversationNotFoundError,
     DataIntegrityError,
     InvalidInputError,
 )
+from convstore.fileio import fsync_directory
 from convstore.ids import check_id
+from convstore.locks import FileLock
 from convstore.store import ConversationStore
 
 log = logging.getLogger("convstore.backup")

@@ -445,6 +445,13 @@ class ConversationStore:
         """
         check_import(conversation, messages)
         with self._unit(write=True) as session:
+            for message in messages:  # message ids are unique across the store
+                holder = session.find_message(message.id)
+                if holder is not None and holder.conversation_id != conversation.id:
+                    raise ConcurrencyError(
+                        f"message id {message.id!r} is already used in conversation "
+                        f"{holder.conversation_id!r}"
+                    )
             if session.get_stamp(conversation.id) is not None:
                 if not replace:
                     raise ConcurrencyError(f"conversation {conversation.id!r} already exists")

@@ -56,3 +56,15 @@ def test_inconsistent_records_are_refused(store: ConversationStore) -> None:
         with pytest.raises(InvalidInputError, match=problem):
             store.import_conversation(record, records)
     assert store.count_conversations() == 0
+
+
+def test_message_ids_stay_unique_across_the_store(store: ConversationStore) -> None:
+    chat = filled(store)
+    exported = store.export_conversation(chat)
+    assert exported is not None
+    conversation, messages = exported
+    twin = conversation.model_copy(update={"id": "twin"})
+    copies = [m.model_copy(update={"conversation_id": "twin"}) for m in messages]
+    with pytest.raises(ConcurrencyError, match="already used"):
+        store.import_conversation(twin, copies)
+    assert store.get_conversation("twin") is None

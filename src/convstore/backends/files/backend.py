@@ -34,12 +34,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from convstore.backends.files.journal import JournaledFile, Loaded, Mark, write_atomic
-from convstore.backends.files.locks import FileLock
+from convstore.backends.files.journal import JournaledFile, Loaded, Mark
 from convstore.backends.files.query import conversation_matches, message_matches
 from convstore.config import ConversationManagerConfig
 from convstore.errors import ConfigurationError, DataIntegrityError
+from convstore.fileio import write_atomic
 from convstore.ids import check_id, is_valid_id
+from convstore.locks import FileLock
 from convstore.models import Conversation, Message, MessageStatus, Role, Usage
 from convstore.queries import (
     BranchPage,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from convstore.errors import DataIntegrityError
+from convstore.fileio import fsync_directory, write_all, write_atomic
 from convstore.validation import dump_json
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -99,7 +100,7 @@ class JournaledFile:
             if stat.st_size != offset:
                 os.ftruncate(fd, offset)
             os.lseek(fd, offset, os.SEEK_SET)
-            _write_all(fd, line)
+            write_all(fd, line)
             if self._fsync:
                 os.fsync(fd)
             inode = stat.st_ino
@@ -181,38 +182,6 @@ class JournaledFile:
         return entries, inode, start + position
 
 
-def write_atomic(path: Path, data: bytes, temp_dir: Path) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, whole,
-    even across a crash: temp file, fsync, rename, fsync of the directory."""
-    temp = temp_dir / f"{path.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise
-    fsync_directory(path.parent)
-
-
-def fsync_directory(directory: Path) -> None:
-    """Make renames and deletions in ``directory`` durable (a no-op where unsupported)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _encode_line(entry: dict[str, Any]) -> bytes:
     body = dump_json(entry).encode("utf-8")
     return b"%08x %s\n" % (zlib.crc32(body), body)
@@ -227,12 +196,6 @@ def _decode_line(line: bytes) -> dict[str, Any] | None:
     except ValueError:
         return None
     return entry if isinstance(entry, dict) and isinstance(entry.get("n"), int) else None
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _stat_key(path: Path) -> tuple[int, int, int] | None:
