@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 import convstore
+from convstore import ConversationManagerConfig, DataIntegrityError, PersistConversationManager
 from convstore.cli import app
 from tests.conftest import SHARED_BACKENDS, backend_url
 
@@ -74,3 +75,44 @@ def test_unopenable_sqlite_file_is_reported(tmp_path: Path) -> None:
     result = runner.invoke(app, ["doctor", "--url", f"sqlite:///{path}"])
     assert result.exit_code == 1
     assert "broken.db" in result.output and "backup" in result.output
+
+
+def damaged_files_store(root: Path) -> tuple[str, str]:
+    """A files store with a backup of one conversation whose file is then destroyed."""
+    with PersistConversationManager(
+        ConversationManagerConfig(storage_path=str(root), backup_enabled=False)
+    ) as manager:
+        chat = manager.create_conversation("precious")
+        manager.append_message(chat, "user", "backed up")
+        backup_id = manager.backup_conversation(chat)
+        manager.append_message(chat, "user", "after the backup")
+    (root / "conversations" / f"{chat}.json").write_bytes(b"\x00garbage")
+    return chat, backup_id
+
+
+def test_doctor_brings_damaged_conversations_back_from_backups(tmp_path: Path) -> None:
+    root = tmp_path / "files"
+    chat, backup_id = damaged_files_store(root)
+    result = runner.invoke(app, ["doctor", "--url", f"file://{root}", "--repair"])
+    assert result.exit_code == 0, result.output
+    assert f"{chat} from backup {backup_id}" in result.output
+    with convstore.open(f"file://{root}") as store:
+        assert [m.content for m in store.get_messages(chat)] == ["backed up"]
+
+
+def test_auto_recover_is_off_unless_asked_for(tmp_path: Path) -> None:
+    root = tmp_path / "files"
+    chat, _ = damaged_files_store(root)
+    plain = ConversationManagerConfig(storage_path=str(root), backup_enabled=False)
+    with (
+        PersistConversationManager(plain) as manager,
+        pytest.raises(DataIntegrityError, match=rf"{chat}\.json"),
+    ):
+        manager.get_messages(chat)
+    recovering = ConversationManagerConfig(
+        storage_path=str(root), backup_enabled=False, auto_recover=True
+    )
+    with PersistConversationManager(recovering) as manager:
+        assert [m["content"] for m in manager.get_messages(chat)] == ["backed up"]
+        manager.append_message(chat, "user", "writes go on")
+        assert len(manager.get_messages(chat)) == 2

@@ -252,6 +252,16 @@ class BackupManager:
             self._restore_one(conversation_id, holder)
             return True
 
+    def recover(self, conversation_ids: Iterable[str]) -> dict[str, str]:
+        """Bring back each conversation's state from the newest backup holding it (after
+        a repair set its damaged files aside): {conversation id: backup id used}."""
+        recovered = {}
+        for conversation_id in conversation_ids:
+            holding = self.list_backups(conversation_id)
+            if holding and self.restore_conversation(conversation_id, holding[0]["backup_id"]):
+                recovered[conversation_id] = holding[0]["backup_id"]
+        return recovered
+
     # internals: writing ---------------------------------------------------------------
 
     @contextmanager

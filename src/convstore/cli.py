@@ -21,7 +21,12 @@ import convstore
 from convstore import archive
 from convstore.archive import Progress as ProgressCallback
 from convstore.backup import BackupManager, backup_dir_of, backups_for
-from convstore.errors import ConversationManagerError, DataIntegrityError, StorageError
+from convstore.errors import (
+    ConfigurationError,
+    ConversationManagerError,
+    DataIntegrityError,
+    StorageError,
+)
 from convstore.models import Conversation, Message
 from convstore.store import ConversationStore
 
@@ -232,7 +237,9 @@ def doctor(
         problems = store.check_integrity()
         _report("problem", problems)
         if repair and problems:
-            _report("repaired", store.repair(), style="green")
+            repaired = store.repair()
+            _report("repaired", repaired.actions, style="green")
+            _report("recovered", _recover(store, repaired.set_aside), style="green")
             problems = store.check_integrity()
             _report("still a problem", problems)
     if problems:
@@ -327,6 +334,19 @@ def backups(url: UrlOption = None, directory: DirOption = None) -> None:
             str(item["size"]),
         )
     console.print(table)
+
+
+def _recover(store: ConversationStore, conversation_ids: list[str]) -> list[str]:
+    """Restore set-aside conversations from the newest backups that hold them."""
+    if not conversation_ids:
+        return []
+    try:
+        recovered = backups_for(store).recover(conversation_ids)
+    except ConfigurationError:  # the store has no backup directory
+        recovered = {}
+    for conversation_id in sorted(set(conversation_ids) - set(recovered)):
+        console.print(f"[bold red]lost[/] {conversation_id}: no backup holds it", highlight=False)
+    return [f"{cid} from backup {backup_id}" for cid, backup_id in recovered.items()]
 
 
 def _report(label: str, lines: list[str], style: str = "bold red") -> None:

@@ -38,7 +38,8 @@ class ConversationManagerConfig:
     ``url`` selects the backend; ``storage_path`` (the seed's setting) selects the
     JSON-files layout under that directory and is the same as ``url="file://PATH"``.
     ``backup_dir`` overrides where backups go (by default beside the store; a store in
-    memory has no default).
+    memory has no default). With ``auto_recover``, PersistConversationManager brings a
+    conversation found damaged back from the newest backup that holds it.
     With neither, :func:`resolve_url` picks the URL from the environment or the
     embedded SQLite default.
     """
@@ -52,6 +53,7 @@ class ConversationManagerConfig:
     backup_interval: float = 3600.0
     max_backups: int = 10
     backup_dir: str | None = None
+    auto_recover: bool = False
     enable_compression: bool = False
     log_level: str = "INFO"
     max_message_size: int = 1_048_576

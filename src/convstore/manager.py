@@ -13,18 +13,22 @@ added by get_conversation. ``version`` counts changes to the conversation.
 
 from __future__ import annotations
 
+import logging
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import convstore
 from convstore.backup import BackupManager, BackupScheduler, backup_dir_of, backups_for
 from convstore.config import ConversationManagerConfig
-from convstore.errors import ConversationManagerError
+from convstore.errors import ConversationManagerError, DataIntegrityError
 from convstore.models import Conversation, Message
 from convstore.queries import ConversationOrder
 from convstore.store import ConversationStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def message_dict(message: Message) -> dict[str, Any]:
@@ -114,6 +118,9 @@ class PersistConversationManager:
 
     def get_conversation(self, conversation_id: str) -> dict[str, Any] | None:
         """The conversation with its messages (active branch), or None."""
+        return self._recovering(lambda: self._conversation_with_messages(conversation_id))
+
+    def _conversation_with_messages(self, conversation_id: str) -> dict[str, Any] | None:
         conversation = self.store.get_conversation(conversation_id)
         if conversation is None:
             return None
@@ -169,13 +176,16 @@ class PersistConversationManager:
         message_id: str | None = None,
     ) -> str:
         """Append a message and return its id (retrying with the same id is safe)."""
-        return self.store.append_message(
-            conversation_id, role, content, metadata=metadata, message_id=message_id
+        return self._recovering(
+            lambda: self.store.append_message(
+                conversation_id, role, content, metadata=metadata, message_id=message_id
+            )
         ).id
 
     def append_messages(self, conversation_id: str, messages: list[dict[str, Any]]) -> list[str]:
         """Append several messages, all or none, and return their ids."""
-        return [m.id for m in self.store.append_messages(conversation_id, messages)]
+        appended = self._recovering(lambda: self.store.append_messages(conversation_id, messages))
+        return [m.id for m in appended]
 
     def get_messages(
         self,
@@ -189,20 +199,22 @@ class PersistConversationManager:
         newest_first: bool = False,
     ) -> list[dict[str, Any]]:
         """Messages of the active branch, oldest first (see ConversationStore.get_messages)."""
-        found = self.store.get_messages(
-            conversation_id,
-            limit=limit,
-            offset=offset,
-            message_ids=message_ids,
-            before_seq=before_seq,
-            after_seq=after_seq,
-            newest_first=newest_first,
+        found = self._recovering(
+            lambda: self.store.get_messages(
+                conversation_id,
+                limit=limit,
+                offset=offset,
+                message_ids=message_ids,
+                before_seq=before_seq,
+                after_seq=after_seq,
+                newest_first=newest_first,
+            )
         )
         return [message_dict(m) for m in found]
 
     def get_message(self, conversation_id: str, message_id: str) -> dict[str, Any] | None:
         """The message, or None."""
-        message = self.store.get_message(conversation_id, message_id)
+        message = self._recovering(lambda: self.store.get_message(conversation_id, message_id))
         return None if message is None else message_dict(message)
 
     def update_message(
@@ -320,6 +332,20 @@ class PersistConversationManager:
         """Restore the store to a backup: ``{"restored": n, "deleted": m}``."""
         summary = self._backup_manager().restore(backup_id)
         return {"restored": summary.restored, "deleted": summary.deleted}
+
+    def _recovering(self, call: Callable[[], T]) -> T:
+        """Run ``call``; with ``auto_recover``, a conversation found damaged is repaired
+        and brought back from the newest backup that holds it, and ``call`` runs again."""
+        try:
+            return call()
+        except DataIntegrityError:
+            if not self.config.auto_recover or self._backups is None:
+                raise
+            recovered = self._backups.recover(self.store.repair().set_aside)
+            if not recovered:
+                raise
+            log.warning("recovered damaged conversations from backups: %s", recovered)
+            return call()
 
     def _backup_manager(self) -> BackupManager:
         # without a backup directory, backups_for raises the ConfigurationError that says so

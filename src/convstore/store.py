@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
-from convstore.backends.base import Backend, Session
+from convstore.backends.base import Backend, RepairReport, Session
 from convstore.cache import StampedLRUCache
 from convstore.config import ConversationManagerConfig
 from convstore.errors import (
@@ -596,8 +596,9 @@ class ConversationStore:
         """Every structural problem found in the stored data; [] means intact."""
         return list(self._backend.integrity_problems())
 
-    def repair(self) -> list[str]:
-        """Fix what the backend can fix in place without losing data; what was done."""
+    def repair(self) -> RepairReport:
+        """Fix what the backend can fix in place without losing data; what was done,
+        and which conversations were set aside as damaged."""
         try:
             return self._backend.repair()
         finally:

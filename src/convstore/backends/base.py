@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from convstore.models import Conversation, Message
@@ -24,6 +25,15 @@ from convstore.queries import (
     ConversationSearch,
     MessageSearch,
 )
+
+
+@dataclass
+class RepairReport:
+    """What a repair did, and the conversations it had to set aside as damaged (their
+    last good state can only come back from a backup)."""
+
+    actions: list[str] = field(default_factory=list)
+    set_aside: list[str] = field(default_factory=list)
 
 
 class Session(Protocol):
@@ -95,5 +105,5 @@ class Backend(Protocol):
     def integrity_problems(self) -> Iterator[str]:
         """Describe every structural problem found in the stored data (none = healthy)."""
 
-    def repair(self) -> list[str]:
+    def repair(self) -> RepairReport:
         """Fix what can be fixed in place without losing data; describe each action."""

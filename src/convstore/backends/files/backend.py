@@ -34,6 +34,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from convstore.backends.base import RepairReport
 from convstore.backends.files.journal import JournaledFile, Loaded, Mark
 from convstore.backends.files.query import conversation_matches, message_matches
 from convstore.config import ConversationManagerConfig
@@ -398,38 +399,38 @@ class FilesBackend:
 
     # repair ---------------------------------------------------------------------------
 
-    def repair(self) -> list[str]:
+    def repair(self) -> RepairReport:
         """Cut torn journal tails, set aside damaged conversation files (into
         ``temp/damaged``, never deleted), fix counters, and rebuild the index."""
-        actions: list[str] = []
+        report = RepairReport()
         for path in sorted(self.conversations_dir.glob("*.json")):
             if is_valid_id(path.stem):
-                actions.extend(self._repair_conversation(path.stem))
+                self._repair_conversation(path.stem, report)
         with self.index_lock(shared=False), self.guard:
             for stale in (self.index_file.snapshot, self.index_file.journal):
                 stale.unlink(missing_ok=True)
             self._index = None
         self.reconcile()
-        actions.append("rebuilt the index from the conversation files")
-        return actions
+        report.actions.append("rebuilt the index from the conversation files")
+        return report
 
-    def _repair_conversation(self, conversation_id: str) -> list[str]:
+    def _repair_conversation(self, conversation_id: str, report: RepairReport) -> None:
         files = self.conversation_file(conversation_id)
         with self.conversation_lock(conversation_id, shared=False):
             self.forget(conversation_id)
             try:
                 state = self.state(conversation_id)
             except DataIntegrityError as exc:
-                return [f"set aside {self._quarantine(files)} ({exc})"]
-            actions = []
+                report.actions.append(f"set aside {self._quarantine(files)} ({exc})")
+                report.set_aside.append(conversation_id)
+                return
             cut = files.cut_torn_tail()
             if cut:
-                actions.append(f"cut a torn {cut}-byte tail off {files.journal}")
+                report.actions.append(f"cut a torn {cut}-byte tail off {files.journal}")
             if state is not None and list(_state_problems(state, files.snapshot)):
                 state.conversation = _recounted(state)
                 state.mark = files.write_snapshot(state.document(), compress=self.compress)
-                actions.append(f"recounted the messages of {files.snapshot}")
-            return actions
+                report.actions.append(f"recounted the messages of {files.snapshot}")
 
     def _quarantine(self, files: JournaledFile) -> Path:
         damaged = self.temp_dir / "damaged" / time.strftime("%Y%m%dT%H%M%S")

@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from convstore.backends.base import RepairReport
 from convstore.backends.sql import migrate
 from convstore.backends.sql.engine import BEGIN_READ, BEGIN_WRITE, create_engine, parse_url
 from convstore.backends.sql.prepared import StatementCache
@@ -94,7 +95,7 @@ class SqlBackend:
             problems += session.counter_problems()
         yield from problems
 
-    def repair(self) -> list[str]:
+    def repair(self) -> RepairReport:
         """Recount conversations whose counters disagree with their messages. Damage to
         the database file itself cannot be fixed in place: restore a backup."""
         actions = []
@@ -106,7 +107,7 @@ class SqlBackend:
                     "restore it from a backup (convstore restore)"
                 )
             actions += session.recount()
-        return actions
+        return RepairReport(actions)
 
     def _describe(self) -> str:
         return str(self._spec.path) if self._spec.path else "the in-memory store"
