@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 import convstore
-from convstore import InvalidInputError
+from convstore import (
+    ConversationManagerConfig,
+    DataIntegrityError,
+    InvalidInputError,
+    PersistConversationManager,
+)
 
 HOSTILE_IDS = ["../escape", "..", "/etc/passwd", "a/b", "a\\b", "x\x00y", "~root", ".", " ", ""]
 
@@ -50,3 +55,34 @@ def test_stray_files_in_the_store_are_ignored(tmp_path: Path) -> None:
     with convstore.open(f"file://{root}") as store:
         assert [c.id for c in store.list_conversations()] == [chat]
         assert any("not a conversation file name" in p for p in store.check_integrity())
+
+
+def test_links_out_of_the_store_are_not_followed(tmp_path: Path) -> None:
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"format": "convstore.conversation"}')
+    root = tmp_path / "store"
+    with convstore.open(f"file://{root}") as store:
+        chat = store.create_conversation("c").id
+    target = root / "conversations" / f"{chat}.json"
+    target.unlink()
+    target.symlink_to(secret)
+    with convstore.open(f"file://{root}") as store:
+        with pytest.raises(DataIntegrityError, match="symbolic link"):
+            store.get_messages(chat)
+        with pytest.raises(DataIntegrityError, match="symbolic link"):
+            store.append_message(chat, "user", "x")
+    assert secret.read_text() == '{"format": "convstore.conversation"}'
+
+
+def test_backups_behind_links_are_refused(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    with PersistConversationManager(
+        ConversationManagerConfig(storage_path=str(root), backup_enabled=False)
+    ) as manager:
+        chat = manager.create_conversation("c")
+        backup_id = manager.backup_conversation(chat)
+        elsewhere = tmp_path / "elsewhere"
+        (root / "backups" / backup_id).rename(elsewhere)
+        (root / "backups" / backup_id).symlink_to(elsewhere, target_is_directory=True)
+        with pytest.raises(DataIntegrityError, match="symbolic link"):
+            manager.restore_conversation(chat, backup_id)

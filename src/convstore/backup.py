@@ -52,7 +52,7 @@ from convstore.errors import (
     DataIntegrityError,
     InvalidInputError,
 )
-from convstore.fileio import fsync_directory
+from convstore.fileio import fsync_directory, no_links
 from convstore.ids import check_id
 from convstore.locks import FileLock
 from convstore.store import ConversationStore
@@ -424,7 +424,7 @@ class BackupManager:
 
     def _read_manifest(self, backup_id: str) -> Manifest | None:
         """The backup's manifest; None if it has none (unfinished or being deleted)."""
-        path = self.directory / backup_id / MANIFEST
+        path = no_links(self.directory / backup_id / MANIFEST, self.directory)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
@@ -477,7 +477,7 @@ class BackupManager:
         directory = self.directory / manifest.backup_id
         for name in ARCHIVE_NAMES:
             if (directory / name).exists():
-                return directory / name
+                return no_links(directory / name, self.directory)
         raise DataIntegrityError(f"backup {manifest.backup_id} in {self.directory} has no archive")
 
     def _describe(self, manifest: Manifest) -> dict[str, Any]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from convstore.errors import DataIntegrityError
+
 
 def write_atomic(path: Path, data: bytes, temp_dir: Path) -> None:
     """Write ``data`` to ``path`` so that readers see the old file or the new one, whole,
@@ -43,3 +45,16 @@ def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def no_links(path: Path, root: Path) -> Path:
+    """``path`` if neither it nor a directory between it and ``root`` is a symbolic
+    link; convstore never follows a link out of its own directory."""
+    current = path
+    while current not in (root, current.parent):
+        if current.is_symlink():
+            raise DataIntegrityError(
+                f"{current} is a symbolic link; convstore does not follow links in {root}"
+            )
+        current = current.parent
+    return path

@@ -185,6 +185,7 @@ class FilesBackend:
             self.index_dir / "conversations.journal",
             self.temp_dir,
             fsync=self._fsync,
+            root=self.root,
         )
         self.changes_file = self.index_dir / "changes.log"
         self._states: OrderedDict[str, _ConversationState] = OrderedDict()
@@ -216,6 +217,7 @@ class FilesBackend:
             base.with_suffix(".journal"),
             self.temp_dir,
             fsync=self._fsync,
+            root=self.root,
         )
 
     def conversation_lock(self, conversation_id: str, *, shared: bool) -> FileLock:
@@ -357,7 +359,7 @@ class FilesBackend:
     def _files_key_or_none(self, conversation_id: str) -> list[Any] | None:
         try:
             return self.files_key(conversation_id)
-        except FileNotFoundError:
+        except (FileNotFoundError, DataIntegrityError):  # reindexing will say what is wrong
             return None
 
     def _reindex(self, conversation_id: str) -> None:

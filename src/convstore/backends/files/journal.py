@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from convstore.errors import DataIntegrityError
-from convstore.fileio import fsync_directory, write_all, write_atomic
+from convstore.fileio import fsync_directory, no_links, write_all, write_atomic
 from convstore.validation import dump_json
 
 _GZIP_MAGIC = b"\x1f\x8b"
@@ -47,9 +47,11 @@ class Loaded:
 class JournaledFile:
     """One snapshot file and its journal."""
 
-    def __init__(self, snapshot: Path, journal: Path, temp_dir: Path, *, fsync: bool) -> None:
-        self.snapshot = snapshot
-        self.journal = journal
+    def __init__(
+        self, snapshot: Path, journal: Path, temp_dir: Path, *, fsync: bool, root: Path
+    ) -> None:
+        self.snapshot = no_links(snapshot, root)
+        self.journal = no_links(journal, root)
         self._temp_dir = temp_dir
         self._fsync = fsync
 
