@@ -4,7 +4,8 @@ Run with ``make bench`` (or ``python benchmarks/bench_core.py [--quick]``). Prin
 Markdown table: median and p95 per operation, in milliseconds.
 
 * append: ``store.append_message`` against raw sqlite3 executing the statements the
-  store executes for one append, in one ``BEGIN IMMEDIATE`` transaction.
+  store executes for one append (message, conversation counters, search index row,
+  change-feed row), in one ``BEGIN IMMEDIATE`` transaction.
 * newest 50: the newest page of a conversation of 100 ... 100,000 messages.
 * read all: the whole 5,000-message branch, from the cache and from the database.
 * list 50: ``list_conversations(limit=50)`` over 100 ... 100,000 conversations.
@@ -105,6 +106,11 @@ class RawAppend:
             "UPDATE conversations SET last_seq = ?, head_message_id = ?, message_count = ?,"
             " prompt_tokens = ?, completion_tokens = ?, version = ?, updated_at = ? WHERE id = ?",
             (last_seq, message_id, conv[11] + 1, conv[13], conv[14], version, now, conv[0]),
+        )
+        db.execute(  # the search index row (FTS5 follows it by trigger, as for the store)
+            "INSERT INTO message_search (message_id, conversation_id, terms, singles)"
+            " VALUES (?, ?, ?, '')",
+            (message_id, self.conversation_id, f"hello {self.n}"),
         )
         db.execute(
             "INSERT INTO changes (conversation_id, kind, payload, created_at) VALUES (?, ?, ?, ?)",
