@@ -24,6 +24,7 @@ from convstore.fileio import fsync_directory, no_links, write_all, write_atomic
 from convstore.validation import dump_json
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_NO_FOLLOW = getattr(os, "O_NOFOLLOW", 0)  # a link in place of a journal is refused
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,9 @@ class JournaledFile:
     def __init__(
         self, snapshot: Path, journal: Path, temp_dir: Path, *, fsync: bool, root: Path
     ) -> None:
-        self.snapshot = no_links(snapshot, root)
-        self.journal = no_links(journal, root)
+        self.snapshot = snapshot
+        self.journal = journal
+        self._root = root
         self._temp_dir = temp_dir
         self._fsync = fsync
 
@@ -59,6 +61,8 @@ class JournaledFile:
 
     def load(self) -> Loaded:
         """Read the snapshot and every journal entry not yet folded into it."""
+        no_links(self.snapshot, self._root)
+        no_links(self.journal, self._root)
         snapshot_key = _stat_key(self.snapshot)
         document = None if snapshot_key is None else self._read_snapshot()
         applied = 0 if document is None else int(document.get("applied", 0))
@@ -95,7 +99,10 @@ class JournaledFile:
         """Append one entry after ``mark`` (the end of the last good line), cutting off
         any torn tail left by a crashed writer."""
         line = _encode_line(entry)
-        fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.journal, os.O_WRONLY | os.O_CREAT | _NO_FOLLOW, 0o644)
+        except OSError as exc:
+            raise DataIntegrityError(f"cannot append to {self.journal}: {exc}") from exc
         try:
             stat = os.fstat(fd)
             offset = mark.journal_offset if stat.st_ino == mark.journal_inode else 0
