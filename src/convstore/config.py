@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from convstore.errors import ConfigurationError
+from convstore.search.embedding import Embedder, embedder_named
 
 DEFAULT_URL = "sqlite:///./.convstore/convstore.db"
 ENV_PREFIX = "CONVSTORE_"
@@ -54,6 +55,8 @@ class ConversationManagerConfig:
     max_backups: int = 10
     backup_dir: str | None = None
     auto_recover: bool = False
+    embedder: Embedder | None = None
+    embed_on_append: bool = True
     enable_compression: bool = False
     log_level: str = "INFO"
     max_message_size: int = 1_048_576
@@ -125,14 +128,18 @@ class ConversationManagerConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a plain dict (for logs and health reports)."""
-        return dataclasses.asdict(self)
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        values["embedder"] = None if self.embedder is None else self.embedder.name
+        return values
 
 
 def _check_type(name: str, value: object, declared: object) -> None:
     kind = str(declared)
     if value is None and "None" in kind:
         return
-    if kind.startswith("bool"):
+    if kind.startswith("Embedder"):
+        ok = isinstance(value, Embedder)
+    elif kind.startswith("bool"):
         ok = isinstance(value, bool)
     elif kind.startswith("int"):
         ok = isinstance(value, int) and not isinstance(value, bool)
@@ -148,6 +155,8 @@ def _check_type(name: str, value: object, declared: object) -> None:
 
 def _parse_env(name: str, raw: str, kind: str) -> Any:
     variable = ENV_PREFIX + name.upper()
+    if kind.startswith("Embedder"):
+        return embedder_named(raw.strip())
     try:
         if kind.startswith("bool"):
             lowered = raw.strip().lower()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,6 +18,7 @@ from convstore.cache import StampedLRUCache
 from convstore.config import ConversationManagerConfig
 from convstore.errors import (
     ConcurrencyError,
+    ConfigurationError,
     ConversationNotFoundError,
     InvalidInputError,
     StorageError,
@@ -29,6 +30,7 @@ from convstore.queries import (
     ConversationOrder,
     ConversationQuery,
     ConversationSearch,
+    MessageFilter,
     MessageSearch,
     check_page,
     check_seq,
@@ -36,17 +38,21 @@ from convstore.queries import (
     parse_conversation_filter,
     parse_message_filter,
 )
+from convstore.search.embedding import Embedder, as_vectors
 from convstore.search.query import parse_query
 from convstore.search.results import (
     SearchHit,
+    SearchMode,
     SearchResults,
     SearchTarget,
     conversation_hit,
+    lenient_query,
     make_cursor,
     message_hit,
     read_cursor,
     search_token,
 )
+from convstore.search.semantic import VectorCache, fuse, to_bytes
 from convstore.validation import (
     MAX_DESCRIPTION_LENGTH,
     MAX_NAME_LENGTH,
@@ -56,6 +62,7 @@ from convstore.validation import (
     check_text,
     check_usage,
     encode_content,
+    text_values,
 )
 
 _ORDERS = ("updated_at", "created_at", "name")
@@ -90,6 +97,7 @@ class ConversationStore:
         )
         self._local = threading.local()
         self._closed = False
+        self._vectors = VectorCache()
 
     @property
     def url(self) -> str:
@@ -166,6 +174,7 @@ class ConversationStore:
         if conversation_id is not None:
             check_id(conversation_id, "conversation_id")
         drafts = self._drafts(initial_messages or [])
+        vectors = self._embed_contents([d.content for d in drafts])
         now = time.time()
         conversation = Conversation(
             id=conversation_id or new_id(),
@@ -183,7 +192,8 @@ class ConversationStore:
             session.insert_conversation(conversation)
             session.record_change(conversation.id, "conversation.created", {})
             if drafts:
-                conversation, _ = self._append(session, conversation, drafts)
+                conversation, appended = self._append(session, conversation, drafts)
+                self._store_vectors(session, appended, vectors)
         return conversation
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
@@ -374,6 +384,7 @@ class ConversationStore:
             changes["content"] = content
         if metadata is not None:
             changes["metadata"] = check_metadata(metadata)
+        vectors = self._embed_contents([content] if content is not None else [])
         with self._unit(write=True) as session:
             message = _owned(session.find_message(message_id), conversation_id)
             conversation = session.get_conversation(conversation_id)
@@ -381,6 +392,7 @@ class ConversationStore:
                 return message
             changes["updated_at"] = time.time()
             session.update_message(message_id, changes)
+            self._store_vectors(session, [message], vectors)
             self._touch(session, conversation, {}, "message.updated", {"message_id": message_id})
         return message.model_copy(update=changes)
 
@@ -503,27 +515,42 @@ class ConversationStore:
         query: str,
         *,
         target: SearchTarget = "messages",
+        mode: SearchMode = "text",
         conversation_id: str | None = None,
         filters: Mapping[str, Any] | None = None,
         limit: int = 20,
         cursor: str | None = None,
     ) -> SearchResults:
         """A page of ranked hits with scores and snippets; pass ``next_cursor`` back as
-        ``cursor`` for the next page. ``target`` is "messages" or "conversations"."""
+        ``cursor`` for the next page. ``target`` is "messages" or "conversations".
+
+        ``mode`` "text" ranks by the query language (BM25); "semantic" by the meaning of
+        the query (nearest message vectors, which needs ``config.embedder``); "hybrid"
+        fuses both rankings (reciprocal rank fusion). The last two find messages.
+        """
         if target not in ("messages", "conversations"):
             raise InvalidInputError(f"target must be messages or conversations; got {target!r}")
+        if mode not in ("text", "semantic", "hybrid"):
+            raise InvalidInputError(f"mode must be text, semantic or hybrid; got {mode!r}")
+        if mode != "text" and target != "messages":
+            raise InvalidInputError(f"{mode} search finds messages, not conversations")
         page_size, _ = check_page(limit, 0)
         if page_size is None:
             raise InvalidInputError("search needs a page size (limit)")
-        token = search_token(query, target, conversation_id, filters)
+        token = search_token(query, f"{target}/{mode}", conversation_id, filters)
         offset = read_cursor(cursor, token)
-        parsed = parse_query(query)
         hits: list[SearchHit]
-        if target == "messages":
+        if mode != "text":
+            depth = offset + page_size + 1
+            meaning = self._rank_by_meaning(query, mode, conversation_id, filters, depth)
+            hits = [message_hit(m, score, lenient_query(query)) for m, score in meaning[offset:]]
+        elif target == "messages":
             found = self._rank_messages(query, conversation_id, filters, page_size + 1, offset)
+            parsed = parse_query(query)
             hits = [message_hit(m, score, parsed) for m, score in found]
         else:
             ranked = self._rank_conversations(query, True, filters, page_size + 1, offset)
+            parsed = parse_query(query)
             hits = [conversation_hit(c, score, parsed) for c, score in ranked]
         following = make_cursor(offset + page_size, token) if len(hits) > page_size else None
         return SearchResults(hits[:page_size], following)
@@ -537,19 +564,94 @@ class ConversationStore:
         offset: int,
     ) -> list[tuple[Message, float]]:
         parsed = parse_query(query)
-        where = parse_message_filter(filters)
+        where = _message_scope(conversation_id, filters)
         limit, offset = check_page(limit, offset)
-        if conversation_id is not None:
-            check_id(conversation_id, "conversation_id")
-            scope = where.conversation_ids
-            inside = scope is None or conversation_id in scope
-            where = replace(where, conversation_ids=(conversation_id,) if inside else ())
         with self._unit(write=False) as session:
             if conversation_id is not None and session.get_stamp(conversation_id) is None:
                 raise ConversationNotFoundError(conversation_id)
             if where.conversation_ids == ():
                 return []
             return session.rank_messages(MessageSearch(parsed, where, limit, offset))
+
+    def _rank_by_meaning(
+        self,
+        query: str,
+        mode: SearchMode,
+        conversation_id: str | None,
+        filters: Mapping[str, Any] | None,
+        depth: int,
+    ) -> list[tuple[Message, float]]:
+        """The ``depth`` best messages by meaning ("semantic") or by meaning and words
+        ("hybrid", fused by reciprocal rank), with their scores."""
+        embedder = self._embedder()
+        if not isinstance(query, str) or not query.strip():
+            raise InvalidInputError("query must be a non-empty string")
+        where = _message_scope(conversation_id, filters)
+        vector = as_vectors(embedder, [query])[0]
+        textual = (
+            [m.id for m, _ in self._rank_messages(query, conversation_id, filters, depth, 0)]
+            if mode == "hybrid"
+            else []
+        )
+        with self._unit(write=False) as session:
+            if conversation_id is not None and session.get_stamp(conversation_id) is None:
+                raise ConversationNotFoundError(conversation_id)
+            key = (embedder.name, session.change_mark(), where)
+            near = self._vectors.nearest(
+                key, lambda: session.get_embeddings(embedder.name, where), vector, depth
+            )
+            ranked = fuse([[i for i, _ in near], textual]) if mode == "hybrid" else near
+            found = [(session.find_message(i), score) for i, score in ranked[:depth]]
+        return [(m, score) for m, score in found if m is not None]
+
+    def embed_missing(
+        self, *, batch_size: int = 64, on_progress: Callable[[int], object] | None = None
+    ) -> int:
+        """Compute the vectors that messages lack for ``config.embedder`` (those written
+        before it was configured, or with embed_on_append off); how many were added."""
+        embedder = self._embedder()
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInputError(f"batch_size must be a positive integer; got {batch_size!r}")
+        done = 0
+        while True:
+            with self._unit(write=False) as session:
+                batch = session.messages_without_embeddings(embedder.name, batch_size)
+            if not batch:
+                return done
+            vectors = as_vectors(embedder, [_text_of(m.content) for m in batch])
+            with self._unit(write=True) as session:
+                alive = [
+                    (m, v)
+                    for m, v in zip(batch, vectors, strict=True)
+                    if session.find_message(m.id)
+                ]
+                session.put_embeddings(embedder.name, {m.id: to_bytes(v) for m, v in alive})
+                for conversation_id in sorted({m.conversation_id for m, _ in alive}):
+                    session.record_change(conversation_id, "messages.embedded", {})
+            done += len(batch)
+            if on_progress is not None:
+                on_progress(done)
+
+    def _embedder(self) -> Embedder:
+        if self.config.embedder is None:
+            raise ConfigurationError(
+                "semantic search needs an embedder: ConversationManagerConfig(embedder=...)"
+            )
+        return self.config.embedder
+
+    def _embed_contents(self, contents: Sequence[Any]) -> list[bytes] | None:
+        """Vectors for message contents about to be written, if the store makes them."""
+        embedder = self.config.embedder
+        if embedder is None or not self.config.embed_on_append or not contents:
+            return None
+        return [to_bytes(v) for v in as_vectors(embedder, [_text_of(c) for c in contents])]
+
+    def _store_vectors(
+        self, session: Session, messages: Sequence[Message], vectors: list[bytes] | None
+    ) -> None:
+        if vectors is not None and self.config.embedder is not None:
+            by_id = {m.id: v for m, v in zip(messages, vectors, strict=True)}
+            session.put_embeddings(self.config.embedder.name, by_id)
 
     def _rank_conversations(
         self,
@@ -644,11 +746,13 @@ class ConversationStore:
 
     def _append_drafts(self, conversation_id: str, drafts: list[_Draft]) -> list[Message]:
         check_id(conversation_id, "conversation_id")
+        vectors = self._embed_contents([d.content for d in drafts])
         with self._unit(write=True) as session:
             conversation = session.get_conversation(conversation_id)
             if conversation is None:
                 raise ConversationNotFoundError(conversation_id)
             _, appended = self._append(session, conversation, drafts)
+            self._store_vectors(session, appended, vectors)
         self._branches.invalidate(conversation_id)
         return appended
 
@@ -775,6 +879,22 @@ class ConversationStore:
             "messages.deleted",
             {"message_ids": list(parent_of)},
         )
+
+
+def _message_scope(conversation_id: str | None, filters: Mapping[str, Any] | None) -> MessageFilter:
+    """The message filter of a search, narrowed to one conversation if given."""
+    where = parse_message_filter(filters)
+    if conversation_id is None:
+        return where
+    check_id(conversation_id, "conversation_id")
+    scope = where.conversation_ids
+    inside = scope is None or conversation_id in scope
+    return replace(where, conversation_ids=(conversation_id,) if inside else ())
+
+
+def _text_of(content: Any) -> str:
+    """The text a message's vector describes: the strings inside its content."""
+    return "\n".join(text_values(content))
 
 
 def check_import(conversation: Conversation, messages: Sequence[Message]) -> None:

@@ -23,6 +23,7 @@ from convstore.queries import (
     ConversationFilter,
     ConversationQuery,
     ConversationSearch,
+    MessageFilter,
     MessageSearch,
 )
 
@@ -85,6 +86,19 @@ class Session(Protocol):
     def rank_conversations(self, search: ConversationSearch) -> list[tuple[Conversation, float]]:
         """A page of the conversations matching the search, best first, with scores.
         Matches in names and descriptions count for more than matches in messages."""
+
+    # embeddings
+    def put_embeddings(self, model: str, vectors: Mapping[str, bytes]) -> None:
+        """Store (or replace) the vectors of messages, by message id, for ``model``."""
+
+    def get_embeddings(self, model: str, where: MessageFilter) -> list[tuple[str, bytes]]:
+        """(message id, vector) of the live messages matching ``where`` that have one."""
+
+    def messages_without_embeddings(self, model: str, limit: int) -> list[Message]:
+        """Up to ``limit`` messages that have no vector for ``model`` yet."""
+
+    def change_mark(self) -> int:
+        """The id of the newest change-feed entry: it moves whenever anything changes."""
 
     # change feed
     def record_change(self, conversation_id: str, kind: str, payload: Mapping[str, Any]) -> None:

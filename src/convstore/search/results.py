@@ -11,11 +11,12 @@ from typing import Any, Literal
 
 from convstore.errors import InvalidInputError
 from convstore.models import Conversation, Message
-from convstore.search.query import SearchQuery
+from convstore.search.query import SearchQuery, parse_query
 from convstore.search.snippets import Snippet, snippet
 from convstore.validation import text_values
 
 SearchTarget = Literal["messages", "conversations"]
+SearchMode = Literal["text", "semantic", "hybrid"]
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,15 @@ class SearchResults:
     next_cursor: str | None
 
 
-def message_hit(message: Message, score: float, query: SearchQuery) -> SearchHit:
+def lenient_query(text: str) -> SearchQuery | None:
+    """``text`` as a query if it parses (to mark its words in snippets), else None."""
+    try:
+        return parse_query(text)
+    except InvalidInputError:
+        return None
+
+
+def message_hit(message: Message, score: float, query: SearchQuery | None) -> SearchHit:
     found = snippet(text_values(message.content), query)
     return SearchHit(message.conversation_id, score, found, message=message)
 

@@ -29,10 +29,11 @@ class Snippet:
         return "".join(pieces)
 
 
-def snippet(texts: Iterable[str], query: SearchQuery, width: int = WIDTH) -> Snippet:
+def snippet(texts: Iterable[str], query: SearchQuery | None, width: int = WIDTH) -> Snippet:
     """The best piece of ``texts`` to show for ``query``: the first text with a match,
-    cut to about ``width`` characters around its first match."""
-    needles = query.needles()
+    cut to about ``width`` characters around its first match (the start of the first
+    text when nothing matches, or without a query)."""
+    needles = [] if query is None else query.needles()
     texts = [t for t in texts if t]
     for text in texts:
         spans = _spans(text, needles)

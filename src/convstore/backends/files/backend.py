@@ -23,6 +23,7 @@ files' size and identity) and rebuilds the entry from the files.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import threading
@@ -82,6 +83,7 @@ class _ConversationState:
     messages: dict[str, Message]
     applied: int
     mark: Mark
+    embeddings: dict[str, dict[str, bytes]] = field(default_factory=dict)  # model -> id -> vector
     _ordered: list[Message] | None = None
 
     def ordered(self) -> list[Message]:
@@ -103,15 +105,26 @@ class _ConversationState:
         elif kind == "edit":
             old = self.messages[op["id"]]
             self.messages[old.id] = old.model_copy(update=_message_fields(op["values"]))
+            if "content" in op["values"]:  # the old vectors describe the old text
+                self._drop_vectors([old.id])
         elif kind == "delete":
             for message_id in op["ids"]:
                 self.messages.pop(message_id, None)
+            self._drop_vectors(op["ids"])
+        elif kind == "embed":
+            vectors = self.embeddings.setdefault(op["model"], {})
+            vectors.update((i, base64.b64decode(v)) for i, v in op["vectors"].items())
         elif kind == "reparent":
             for message in list(self.messages.values()):
                 if message.parent_id == op["old"]:
                     self.messages[message.id] = message.model_copy(update={"parent_id": op["new"]})
         else:
             raise DataIntegrityError(f"unknown journal operation {kind!r}")
+
+    def _drop_vectors(self, message_ids: Sequence[str]) -> None:
+        for vectors in self.embeddings.values():
+            for message_id in message_ids:
+                vectors.pop(message_id, None)
 
     def document(self) -> dict[str, Any]:
         """The snapshot file's contents."""
@@ -121,6 +134,10 @@ class _ConversationState:
             "applied": self.applied,
             "conversation": self.conversation.model_dump(mode="json"),
             "messages": [m.model_dump(mode="json") for m in self.ordered()],
+            "embeddings": {
+                model: {i: base64.b64encode(v).decode() for i, v in vectors.items()}
+                for model, vectors in self.embeddings.items()
+            },
         }
 
 
@@ -692,6 +709,49 @@ class FilesSession:
         by_id = {c.id: c for c in listed}
         return _best([(by_id[cid], score) for cid, score in best.items()], search)
 
+    # embeddings ---------------------------------------------------------------------
+
+    def put_embeddings(self, model: str, vectors: Mapping[str, bytes]) -> None:
+        by_conversation: dict[str, dict[str, str]] = {}
+        for message_id, vector in vectors.items():
+            message = self.find_message(message_id)
+            if message is not None:
+                encoded = base64.b64encode(vector).decode()
+                by_conversation.setdefault(message.conversation_id, {})[message_id] = encoded
+        for conversation_id, encoded_vectors in by_conversation.items():
+            op = {"op": "embed", "model": model, "vectors": encoded_vectors}
+            self._record(conversation_id, op)
+
+    def get_embeddings(self, model: str, where: MessageFilter) -> list[tuple[str, bytes]]:
+        found: list[tuple[str, bytes]] = []
+        for state in self._states_in(where.conversation_ids):
+            vectors = state.embeddings.get(model, {})
+            found.extend(
+                (m.id, vectors[m.id])
+                for m in state.ordered()
+                if m.id in vectors and message_matches(m, where)
+            )
+        return found
+
+    def messages_without_embeddings(self, model: str, limit: int) -> list[Message]:
+        missing: list[Message] = []
+        for state in self._states_in(None):
+            vectors = state.embeddings.get(model, {})
+            missing.extend(m for m in state.ordered() if m.id not in vectors)
+            if len(missing) >= limit:
+                break
+        return missing[:limit]
+
+    def change_mark(self) -> int:
+        return self._index().last_change
+
+    def _states_in(self, scope: tuple[str, ...] | None) -> Iterator[_ConversationState]:
+        """The states of the conversations in ``scope`` (all when None), read briefly."""
+        for conversation_id in sorted(self._index().conversations if scope is None else scope):
+            state = self._peek(conversation_id)
+            if state is not None:
+                yield state
+
     # change feed --------------------------------------------------------------------
 
     def record_change(self, conversation_id: str, kind: str, payload: Mapping[str, Any]) -> None:
@@ -768,6 +828,10 @@ def _state_from(loaded: Loaded, files: JournaledFile) -> _ConversationState:
             {m["id"]: _message_from_json(m) for m in document["messages"]},
             int(document["applied"]),
             loaded.mark,
+            {
+                model: {i: base64.b64decode(v) for i, v in vectors.items()}
+                for model, vectors in document.get("embeddings", {}).items()
+            },
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise DataIntegrityError(f"{files.snapshot} is damaged: {exc}") from exc

@@ -22,6 +22,7 @@ from convstore.backends.sql.schema import (
     changes,
     conversation_search,
     conversations,
+    embeddings,
     message_search,
     messages,
 )
@@ -316,7 +317,8 @@ class SqlSession:
 
     def update_message(self, message_id: str, values: Mapping[str, Any]) -> None:
         columns = dict(values)
-        if "content" in columns:
+        if "content" in columns:  # the vectors described the old text
+            self.conn.execute(sa.delete(embeddings).where(embeddings.c.message_id == message_id))
             searchable = _message_text(message_id, None, columns["content"])
             del searchable["conversation_id"]
             self._run(_UPDATE_MESSAGE_TEXT, [{"target_id": message_id, **searchable}])
@@ -428,6 +430,47 @@ class SqlSession:
         rows = self.conn.execute(stmt, params).all()
         return [(_conversation(row[:-1]), -row[-1]) for row in rows]
 
+    # embeddings ---------------------------------------------------------------------
+
+    def put_embeddings(self, model: str, vectors: Mapping[str, bytes]) -> None:
+        ids = list(vectors)
+        self.conn.execute(
+            sa.delete(embeddings).where(
+                embeddings.c.model == model, embeddings.c.message_id.in_(ids)
+            )
+        )
+        rows = [{"message_id": i, "model": model, "vector": v} for i, v in vectors.items()]
+        self._run(_INSERT_EMBEDDING, rows)
+
+    def get_embeddings(self, model: str, where: MessageFilter) -> list[tuple[str, bytes]]:
+        stmt = (
+            sa.select(embeddings.c.message_id, embeddings.c.vector)
+            .join(messages, messages.c.id == embeddings.c.message_id)
+            .join(conversations, conversations.c.id == messages.c.conversation_id)
+            .where(embeddings.c.model == model, _live(), *_message_conditions(where))
+        )
+        return [(row[0], bytes(row[1])) for row in self.conn.execute(stmt).all()]
+
+    def messages_without_embeddings(self, model: str, limit: int) -> list[Message]:
+        missing = (
+            sa.select(*_MESSAGE_COLUMNS)
+            .outerjoin(
+                embeddings,
+                sa.and_(embeddings.c.message_id == messages.c.id, embeddings.c.model == model),
+            )
+            .where(embeddings.c.message_id.is_(None))
+            .order_by(messages.c.id)
+            .limit(limit)
+        )
+        return [_message(row) for row in self.conn.execute(missing).all()]
+
+    def change_mark(self) -> int:
+        return int(
+            self.conn.execute(
+                sa.select(sa.func.coalesce(sa.func.max(changes.c.id), 0))
+            ).scalar_one()
+        )
+
     # change feed --------------------------------------------------------------------
 
     def record_change(self, conversation_id: str, kind: str, payload: Mapping[str, Any]) -> None:
@@ -523,6 +566,7 @@ _RANK_FLOOR = (
     .offset(sa.bindparam("skip", type_=sa.Integer))
 )
 _INSERT_MESSAGE_TEXT = sa.insert(message_search)
+_INSERT_EMBEDDING = sa.insert(embeddings)
 _UPDATE_MESSAGE_TEXT = sa.update(message_search).where(
     message_search.c.message_id == sa.bindparam("target_id")
 )

@@ -125,3 +125,17 @@ conversation_search = sa.Table(
     sa.Column("description_terms", sa.Text, nullable=False),
     sa.Column("description_singles", sa.Text, nullable=False),
 )
+
+# One vector per message and embedding model (float32, little-endian).
+embeddings = sa.Table(
+    "embeddings",
+    metadata,
+    sa.Column(
+        "message_id",
+        ID,
+        sa.ForeignKey("messages.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("model", sa.String(128), primary_key=True),
+    sa.Column("vector", sa.LargeBinary, nullable=False),
+)
