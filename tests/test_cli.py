@@ -177,3 +177,29 @@ def test_export_as_a_real_process_draws_progress_on_a_terminal(tmp_path: Path) -
     assert "exporting" in done.stderr and "3/3" in done.stderr
     header, counts = verify_archive(path)
     assert header.kind == "full" and counts.conversations == 3
+
+
+def test_embed_then_semantic_and_hybrid_search(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    with convstore.open(url) as store:
+        chat = store.create_conversation("c").id
+        store.append_message(chat, "user", "the deploy pipeline failed on friday")
+        store.append_message(chat, "user", "lunch plans for the team")
+    embedded = runner.invoke(app, ["embed", "--url", url, "--embedder", "hashing"])
+    assert embedded.exit_code == 0, embedded.output
+    assert "embedded 2 message(s)" in embedded.output
+    again = runner.invoke(app, ["embed", "--url", url])
+    assert "embedded 0 message(s)" in again.output
+    for mode in ("semantic", "hybrid"):
+        found = runner.invoke(
+            app,
+            ["search", "deploy pipeline", "--url", url, "--mode", mode, "--embedder", "hashing"],
+        )
+        assert found.exit_code == 0, found.output
+        assert (
+            found.output.index("deploy") < found.output.index("lunch")
+            or "lunch" not in found.output
+        )
+    unknown = runner.invoke(app, ["embed", "--url", url, "--embedder", "magic"])
+    assert unknown.exit_code == 2
+    assert "unknown embedder 'magic'" in unknown.output

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +19,6 @@ from rich.text import Text
 
 import convstore
 from convstore import archive
-from convstore.archive import Progress as ProgressCallback
 from convstore.backup import BackupManager, backup_dir_of, backups_for
 from convstore.errors import (
     ConfigurationError,
@@ -28,6 +27,7 @@ from convstore.errors import (
     StorageError,
 )
 from convstore.models import Conversation, Message
+from convstore.search.embedding import embedder_named
 from convstore.store import ConversationStore
 
 app = typer.Typer(
@@ -52,11 +52,18 @@ DirOption = Annotated[
 _ROLE_STYLES = {"user": "cyan", "assistant": "green", "system": "magenta", "tool": "yellow"}
 
 
+EmbedderOption = Annotated[
+    str | None,
+    typer.Option("--embedder", help="Embedder for semantic search: hashing or minilm."),
+]
+
+
 @contextmanager
-def _store(url: str | None) -> Iterator[ConversationStore]:
+def _store(url: str | None, embedder: str | None = None) -> Iterator[ConversationStore]:
     """Open the store, turning convstore errors into a one-line message and exit code 2."""
     try:
-        with convstore.open(url) as store:
+        settings = {} if embedder is None else {"embedder": embedder_named(embedder)}
+        with convstore.open(url, **settings) as store:  # type: ignore[arg-type]
             yield store
     except ConversationManagerError as exc:
         _fail(exc)
@@ -73,8 +80,8 @@ def _fail(exc: ConversationManagerError) -> NoReturn:
 
 
 @contextmanager
-def _progress(description: str) -> Iterator[ProgressCallback]:
-    """A progress bar of conversations done / total, drawn only on a terminal."""
+def _progress(description: str) -> Iterator[Callable[[int, int | None], None]]:
+    """A progress bar of items done / total (None: not known), drawn only on a terminal."""
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(
         *columns,
@@ -191,10 +198,19 @@ def search(
         str | None, typer.Option("--conversation", help="Search only this conversation.")
     ] = None,
     limit: Annotated[int, typer.Option(help="How many messages to show.")] = 20,
+    mode: Annotated[
+        str, typer.Option(help="text (words), semantic (meaning) or hybrid (both).")
+    ] = "text",
+    embedder: EmbedderOption = None,
 ) -> None:
     """Find messages matching QUERY: words, "phrases", -excluded, prefix*."""
-    with _store(url) as store:
-        hits = store.search(query, conversation_id=conversation_id, limit=limit).hits
+    with _store(url, embedder) as store:
+        hits = store.search(
+            query,
+            mode=mode,  # type: ignore[arg-type]
+            conversation_id=conversation_id,
+            limit=limit,
+        ).hits
     for hit in hits:
         assert hit.message is not None
         title = f"#{hit.message.seq} {hit.message.role.value} in {hit.conversation_id}"
@@ -203,6 +219,22 @@ def search(
             body.stylize("bold reverse", start, end)
         console.print(Panel(body, title=title, title_align="left", subtitle=f"{hit.score:.2f}"))
     console.print(f"{len(hits)} message(s) found.")
+
+
+@app.command()
+def embed(
+    url: UrlOption = None,
+    embedder: Annotated[
+        str, typer.Option("--embedder", help="Embedder to compute vectors with: hashing or minilm.")
+    ] = "hashing",
+    batch_size: Annotated[int, typer.Option(help="Messages embedded per batch.")] = 64,
+) -> None:
+    """Compute the vectors that messages lack, for semantic and hybrid search."""
+    with _store(url, embedder) as store, _progress("embedding") as progress:
+        added = store.embed_missing(
+            batch_size=batch_size, on_progress=lambda done: progress(done, None)
+        )
+    console.print(f"embedded {added} message(s) with {embedder}", highlight=False)
 
 
 @app.command()
