@@ -46,8 +46,10 @@ class SearchQuery:
         """Whether texts (e.g. the strings of one message) satisfy the query, by the
         same rules the index applies."""
         indexed = index_text(texts)
-        terms = indexed.terms.split()
-        singles = set(indexed.singles.split())
+        return self.matches_terms(indexed.terms.split(), set(indexed.singles.split()))
+
+    def matches_terms(self, terms: Sequence[str], singles: set[str]) -> bool:
+        """Whether a text already cut into index terms satisfies the query."""
         return all(_has(terms, singles, t) for t in self.required) and not any(
             _has(terms, singles, t) for t in self.excluded
         )

@@ -85,6 +85,17 @@ class _ConversationState:
     mark: Mark
     embeddings: dict[str, dict[str, bytes]] = field(default_factory=dict)  # model -> id -> vector
     _ordered: list[Message] | None = None
+    # the search index of this conversation: each message's terms, made when first needed
+    _terms: dict[str, tuple[list[str], set[str]]] = field(default_factory=dict)
+
+    def terms(self, message: Message) -> tuple[list[str], set[str]]:
+        """The message's index terms and CJK single characters (kept until it changes)."""
+        found = self._terms.get(message.id)
+        if found is None:
+            indexed = index_text(text_values(message.content))
+            found = (indexed.terms.split(), set(indexed.singles.split()))
+            self._terms[message.id] = found
+        return found
 
     def ordered(self) -> list[Message]:
         """The messages by seq (kept until the next change)."""
@@ -105,11 +116,13 @@ class _ConversationState:
         elif kind == "edit":
             old = self.messages[op["id"]]
             self.messages[old.id] = old.model_copy(update=_message_fields(op["values"]))
-            if "content" in op["values"]:  # the old vectors describe the old text
+            if "content" in op["values"]:  # the old vectors and terms describe the old text
                 self._drop_vectors([old.id])
+                self._terms.pop(old.id, None)
         elif kind == "delete":
             for message_id in op["ids"]:
                 self.messages.pop(message_id, None)
+                self._terms.pop(message_id, None)
             self._drop_vectors(op["ids"])
         elif kind == "embed":
             vectors = self.embeddings.setdefault(op["model"], {})
@@ -672,17 +685,17 @@ class FilesSession:
         )
 
     def rank_messages(self, search: MessageSearch) -> list[tuple[Message, float]]:
-        scope = search.where.conversation_ids
-        candidates = sorted(self._index().conversations if scope is None else set(scope))
+        candidates = search.where.conversation_ids
         found: list[Message] = []
         documents: list[list[str]] = []
-        for conversation_id in candidates:
-            state = self._peek(conversation_id)
-            for message in [] if state is None else state.ordered():
-                texts = list(text_values(message.content))
-                if message_matches(message, search.where) and search.query.matches(texts):
+        for state in self._states_in(candidates):
+            for message in state.ordered():
+                terms, singles = state.terms(message)
+                if message_matches(message, search.where) and search.query.matches_terms(
+                    terms, singles
+                ):
                     found.append(message)
-                    documents.append(index_text(texts).terms.split())
+                    documents.append(terms)
         if len(found) > RANK_WINDOW:  # only the newest matches are ranked, as in SQL
             newest = sorted(range(len(found)), key=lambda i: (found[i].created_at, found[i].id))
             kept = sorted(newest[-RANK_WINDOW:])
