@@ -13,7 +13,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
-from convstore.backends.base import Backend, RepairReport, Session
+from convstore.backends.base import Backend, Change, RepairReport, Session
 from convstore.cache import StampedLRUCache
 from convstore.config import ConversationManagerConfig
 from convstore.errors import (
@@ -596,9 +596,9 @@ class ConversationStore:
         with self._unit(write=False) as session:
             if conversation_id is not None and session.get_stamp(conversation_id) is None:
                 raise ConversationNotFoundError(conversation_id)
-            key = (embedder.name, session.change_mark(), where)
+            source = _StoredVectors(session, embedder.name, where)
             near = self._vectors.nearest(
-                key, lambda: session.get_embeddings(embedder.name, where), vector, depth
+                (embedder.name, where), session.change_mark(), source, vector, depth
             )
             ranked = fuse([[i for i, _ in near], textual]) if mode == "hybrid" else near
             found = [(session.find_message(i), score) for i, score in ranked[:depth]]
@@ -627,7 +627,10 @@ class ConversationStore:
                 ]
                 session.put_embeddings(embedder.name, {m.id: to_bytes(v) for m, v in alive})
                 for conversation_id in sorted({m.conversation_id for m, _ in alive}):
-                    session.record_change(conversation_id, "messages.embedded", {})
+                    embedded = [m.id for m, _ in alive if m.conversation_id == conversation_id]
+                    session.record_change(
+                        conversation_id, "messages.embedded", {"message_ids": embedded}
+                    )
             done += len(batch)
             if on_progress is not None:
                 on_progress(done)
@@ -879,6 +882,24 @@ class ConversationStore:
             "messages.deleted",
             {"message_ids": list(parent_of)},
         )
+
+
+@dataclass(frozen=True)
+class _StoredVectors:
+    """The vectors of one model and filter, as a VectorCache reads them in a read unit."""
+
+    session: Session
+    model: str
+    where: MessageFilter
+
+    def read_all(self) -> list[tuple[str, bytes]]:
+        return self.session.get_embeddings(self.model, self.where)
+
+    def read_some(self, message_ids: Sequence[str]) -> list[tuple[str, bytes]]:
+        return self.session.get_embeddings(self.model, self.where, message_ids)
+
+    def changes_since(self, mark: int, limit: int) -> list[Change]:
+        return self.session.changes_since(mark, limit)
 
 
 def _message_scope(conversation_id: str | None, filters: Mapping[str, Any] | None) -> MessageFilter:

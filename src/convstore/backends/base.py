@@ -37,6 +37,16 @@ class RepairReport:
     set_aside: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Change:
+    """One entry of the change feed."""
+
+    id: int
+    conversation_id: str
+    kind: str
+    payload: dict[str, Any]
+
+
 class Session(Protocol):
     """The primitives available inside one unit of work."""
 
@@ -91,14 +101,20 @@ class Session(Protocol):
     def put_embeddings(self, model: str, vectors: Mapping[str, bytes]) -> None:
         """Store (or replace) the vectors of messages, by message id, for ``model``."""
 
-    def get_embeddings(self, model: str, where: MessageFilter) -> list[tuple[str, bytes]]:
-        """(message id, vector) of the live messages matching ``where`` that have one."""
+    def get_embeddings(
+        self, model: str, where: MessageFilter, message_ids: Sequence[str] | None = None
+    ) -> list[tuple[str, bytes]]:
+        """(message id, vector) of the live messages matching ``where`` that have one
+        (only those of ``message_ids``, if given)."""
 
     def messages_without_embeddings(self, model: str, limit: int) -> list[Message]:
         """Up to ``limit`` messages that have no vector for ``model`` yet."""
 
     def change_mark(self) -> int:
         """The id of the newest change-feed entry: it moves whenever anything changes."""
+
+    def changes_since(self, mark: int, limit: int) -> list[Change]:
+        """Up to ``limit`` change-feed entries newer than ``mark``, oldest first."""
 
     # change feed
     def record_change(self, conversation_id: str, kind: str, payload: Mapping[str, Any]) -> None:

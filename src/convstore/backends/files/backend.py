@@ -35,7 +35,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from convstore.backends.base import RepairReport
+from convstore.backends.base import Change, RepairReport
 from convstore.backends.files.journal import JournaledFile, Loaded, Mark
 from convstore.backends.files.query import conversation_matches, message_matches
 from convstore.config import ConversationManagerConfig
@@ -735,16 +735,34 @@ class FilesSession:
             op = {"op": "embed", "model": model, "vectors": encoded_vectors}
             self._record(conversation_id, op)
 
-    def get_embeddings(self, model: str, where: MessageFilter) -> list[tuple[str, bytes]]:
+    def get_embeddings(
+        self, model: str, where: MessageFilter, message_ids: Sequence[str] | None = None
+    ) -> list[tuple[str, bytes]]:
+        wanted = None if message_ids is None else set(message_ids)
         found: list[tuple[str, bytes]] = []
         for state in self._states_in(where.conversation_ids):
             vectors = state.embeddings.get(model, {})
             found.extend(
                 (m.id, vectors[m.id])
                 for m in state.ordered()
-                if m.id in vectors and message_matches(m, where)
+                if m.id in vectors
+                and (wanted is None or m.id in wanted)
+                and message_matches(m, where)
             )
         return found
+
+    def changes_since(self, mark: int, limit: int) -> list[Change]:
+        with self._backend.index_lock(shared=True):
+            if not self._backend.changes_file.exists():
+                return []
+            lines = self._backend.changes_file.read_text(encoding="utf-8").splitlines()
+        entries = (json.loads(line) for line in lines if line)
+        newer = [
+            Change(e["id"], e["conversation_id"], e["kind"], e["payload"])
+            for e in entries
+            if e["id"] > mark
+        ]
+        return newer[:limit]
 
     def messages_without_embeddings(self, model: str, limit: int) -> list[Message]:
         missing: list[Message] = []

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from convstore.backends.base import RepairReport
+from convstore.backends.base import Change, RepairReport
 from convstore.backends.sql import migrate
 from convstore.backends.sql.engine import BEGIN_READ, BEGIN_WRITE, create_engine, parse_url
 from convstore.backends.sql.prepared import StatementCache
@@ -442,13 +442,17 @@ class SqlSession:
         rows = [{"message_id": i, "model": model, "vector": v} for i, v in vectors.items()]
         self._run(_INSERT_EMBEDDING, rows)
 
-    def get_embeddings(self, model: str, where: MessageFilter) -> list[tuple[str, bytes]]:
+    def get_embeddings(
+        self, model: str, where: MessageFilter, message_ids: Sequence[str] | None = None
+    ) -> list[tuple[str, bytes]]:
         stmt = (
             sa.select(embeddings.c.message_id, embeddings.c.vector)
             .join(messages, messages.c.id == embeddings.c.message_id)
             .join(conversations, conversations.c.id == messages.c.conversation_id)
             .where(embeddings.c.model == model, _live(), *_message_conditions(where))
         )
+        if message_ids is not None:
+            stmt = stmt.where(embeddings.c.message_id.in_(message_ids))
         return [(row[0], bytes(row[1])) for row in self.conn.execute(stmt).all()]
 
     def messages_without_embeddings(self, model: str, limit: int) -> list[Message]:
@@ -463,6 +467,13 @@ class SqlSession:
             .limit(limit)
         )
         return [_message(row) for row in self.conn.execute(missing).all()]
+
+    def changes_since(self, mark: int, limit: int) -> list[Change]:
+        stmt = sa.select(changes).where(changes.c.id > mark).order_by(changes.c.id).limit(limit)
+        return [
+            Change(row.id, row.conversation_id, row.kind, row.payload)
+            for row in self.conn.execute(stmt).all()
+        ]
 
     def change_mark(self) -> int:
         return int(
