@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -16,7 +15,7 @@ from sqlalchemy.engine import Connection
 
 from convstore.backends.base import Change, RepairReport
 from convstore.backends.sql import migrate
-from convstore.backends.sql.engine import BEGIN_READ, BEGIN_WRITE, create_engine, parse_url
+from convstore.backends.sql.flavor import Flavor, Hits, flavor_for
 from convstore.backends.sql.prepared import StatementCache
 from convstore.backends.sql.schema import (
     changes,
@@ -54,64 +53,43 @@ class SqlBackend:
 
     def __init__(self, url: str, config: ConversationManagerConfig) -> None:
         self.url = url
-        self._spec = parse_url(url)
+        self._flavor = flavor_for(url, config)
         self._lock_timeout = config.lock_timeout
-        # One writer per process at a time: threads queue here instead of spinning on
-        # SQLite's busy handler. In memory, the one shared connection is guarded too.
-        self._local_lock = threading.Lock() if self._spec.path is None else None
-        self._write_lock = threading.Lock()
-        with _translate_errors(self._describe()):
-            self._engine = create_engine(self._spec, config)
+        with _translate_errors(self._flavor):
+            self._engine = self._flavor.create_engine(config)
             self._statements = StatementCache(self._engine.dialect)
             migrate.ensure_schema(self._engine, self.write)
 
     def read(self) -> _UnitOfWork:
-        locks = [] if self._local_lock is None else [self._local_lock]
-        return _UnitOfWork(self, BEGIN_READ, locks)
+        return _UnitOfWork(self, write=False)
 
     def write(self) -> _UnitOfWork:
-        locks = [self._write_lock] if self._local_lock is None else [self._local_lock]
-        return _UnitOfWork(self, BEGIN_WRITE, locks)
+        return _UnitOfWork(self, write=True)
 
     def close(self) -> None:
         self._engine.dispose()
 
     def disk_usage(self) -> int:
-        if self._spec.path is None:
-            return 0
-        files = [
-            self._spec.path,
-            *(self._spec.path.with_name(self._spec.path.name + s) for s in ("-wal", "-shm")),
-        ]
-        return sum(f.stat().st_size for f in files if f.exists())
+        with self.read() as session:
+            return self._flavor.disk_usage(session.conn)
 
     def integrity_problems(self) -> Iterator[str]:
         with self.read() as session:
-            rows = session.conn.exec_driver_sql("PRAGMA integrity_check").all()
-            problems = [row[0] for row in rows if row[0] != "ok"]
-            problems += [
-                f"foreign key violation in {row[0]} row {row[1]}"
-                for row in session.conn.exec_driver_sql("PRAGMA foreign_key_check").all()
-            ]
-            problems += session.counter_problems()
+            problems = self._flavor.damage(session.conn) + session.counter_problems()
         yield from problems
 
     def repair(self) -> RepairReport:
         """Recount conversations whose counters disagree with their messages. Damage to
-        the database file itself cannot be fixed in place: restore a backup."""
+        the database itself cannot be fixed in place: restore a backup."""
         actions = []
         with self.write() as session:
-            pages = session.conn.exec_driver_sql("PRAGMA integrity_check").all()
-            if [row[0] for row in pages] != ["ok"]:
+            if self._flavor.damage(session.conn):
                 actions.append(
-                    f"{self._describe()} is damaged and cannot be repaired in place; "
+                    f"{self._flavor.description} is damaged and cannot be repaired in place; "
                     "restore it from a backup (convstore restore)"
                 )
             actions += session.recount()
         return RepairReport(actions)
-
-    def _describe(self) -> str:
-        return str(self._spec.path) if self._spec.path else "the in-memory store"
 
 
 class _UnitOfWork:
@@ -121,48 +99,51 @@ class _UnitOfWork:
     A plain class rather than a generator: it wraps every single store call.
     """
 
-    def __init__(self, backend: SqlBackend, begin: str, locks: list[threading.Lock]) -> None:
+    def __init__(self, backend: SqlBackend, *, write: bool) -> None:
         self._backend = backend
-        self._begin = begin
-        self._locks = locks
+        self._flavor = backend._flavor
+        self._write = write
+        self._locks = self._flavor.process_locks(write)
         self._held: list[threading.Lock] = []
         self._conn: Connection | None = None
         self._cursor: Any = None
 
     def __enter__(self) -> SqlSession:
-        backend = self._backend
+        backend, flavor = self._backend, self._flavor
         for lock in self._locks:
             if not lock.acquire(timeout=backend._lock_timeout):
                 self._release()
                 raise LockTimeoutError(
-                    f"could not lock {backend._describe()} within {backend._lock_timeout}s "
+                    f"could not lock {flavor.description} within {backend._lock_timeout}s "
                     "(another writer in this process holds it)"
                 )
             self._held.append(lock)
         try:
             self._conn = backend._engine.connect()
             self._cursor = self._conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-            self._cursor.execute(self._begin)
+            self._cursor.execute(flavor.begin_write if self._write else flavor.begin_read)
+            flavor.after_begin(self._cursor, self._write)
         except BaseException as exc:
             self._release()
-            if _is_driver_error(exc):
-                raise _typed_error(exc, backend._describe()) from exc
+            if _is_driver_error(flavor, exc):
+                raise _typed_error(flavor, exc) from exc
             raise
-        return SqlSession(self._conn, self._cursor, backend._statements)
+        return SqlSession(self._conn, self._cursor, backend._statements, flavor, self._write)
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object
     ) -> None:
+        flavor = self._flavor
         try:
             self._cursor.execute("ROLLBACK" if exc_type else "COMMIT")
         except BaseException as end_error:
-            if _is_driver_error(end_error):
-                raise _typed_error(end_error, self._backend._describe()) from end_error
+            if _is_driver_error(flavor, end_error):
+                raise _typed_error(flavor, end_error) from end_error
             raise
         finally:
             self._release()
-        if exc is not None and _is_driver_error(exc):
-            raise _typed_error(exc, self._backend._describe()) from exc
+        if exc is not None and _is_driver_error(flavor, exc):
+            raise _typed_error(flavor, exc) from exc
 
     def _release(self) -> None:
         if self._cursor is not None:
@@ -176,38 +157,45 @@ class _UnitOfWork:
 
 
 @contextmanager
-def _translate_errors(where: str) -> Iterator[None]:
+def _translate_errors(flavor: Flavor) -> Iterator[None]:
     """Raise driver errors, raw or wrapped by SQLAlchemy, as convstore's typed errors."""
     try:
         yield
-    except (sa.exc.DBAPIError, sqlite3.Error) as exc:  # as in _is_driver_error
-        raise _typed_error(exc, where) from exc
+    except Exception as exc:
+        if _is_driver_error(flavor, exc):
+            raise _typed_error(flavor, exc) from exc
+        raise
 
 
-def _is_driver_error(exc: BaseException) -> bool:
-    return isinstance(exc, sa.exc.DBAPIError | sqlite3.Error)
+def _is_driver_error(flavor: Flavor, exc: BaseException) -> bool:
+    return isinstance(exc, sa.exc.DBAPIError) or flavor.is_driver_error(exc)
 
 
-def _typed_error(exc: BaseException, where: str) -> ConversationManagerError:
-    """The convstore error for a driver error that happened on ``where``."""
-    original = exc.orig if isinstance(exc, sa.exc.DBAPIError) else exc
-    text = str(original).lower()
-    if isinstance(original, sqlite3.OperationalError) and "locked" in text:
-        return LockTimeoutError(
-            f"could not lock {where}: another process held it past lock_timeout"
-        )
-    if "not a database" in text or "malformed" in text or "corrupt" in text:
-        return DataIntegrityError(f"{where} is damaged or is not a SQLite database: {original}")
-    return StorageError(f"storage error on {where}: {original}")
+def _typed_error(flavor: Flavor, exc: BaseException) -> ConversationManagerError:
+    """The convstore error for a driver error."""
+    original = exc.orig if isinstance(exc, sa.exc.DBAPIError) and exc.orig else exc
+    typed = flavor.typed_error(original)
+    if typed is not None:
+        return typed
+    return StorageError(f"storage error on {flavor.description}: {original}")
 
 
 class SqlSession:
     """The Session primitives on one connection inside one transaction."""
 
-    def __init__(self, conn: Connection, cursor: Any, statements: StatementCache) -> None:
+    def __init__(
+        self,
+        conn: Connection,
+        cursor: Any,
+        statements: StatementCache,
+        flavor: Flavor,
+        write: bool,
+    ) -> None:
         self.conn = conn
         self._cursor = cursor  # the DBAPI cursor of conn, for prepared statements
         self._statements = statements
+        self._flavor = flavor
+        self._locking = write and flavor.locks_rows
 
     def _rows(self, statement: sa.Select[Any], **values: Any) -> list[tuple[Any, ...]]:
         return self._statements.get(statement).rows(self._cursor, values)
@@ -346,69 +334,68 @@ class SqlSession:
         )
 
     def rank_messages(self, search: MessageSearch) -> list[tuple[Message, float]]:
-        expression = search.query.fts5("terms", "singles")
-        score: sa.ColumnElement[float] = sa.literal_column("bm25(messages_fts)")
+        hits = self._flavor.message_hits()
+        expression = self._flavor.message_expression(search.query)
         stmt = (
-            sa.select(*_MESSAGE_COLUMNS, score)
+            sa.select(*_MESSAGE_COLUMNS, hits.score)
             .select_from(
-                _MESSAGES_FTS.join(message_search, message_search.c.key == _MESSAGES_FTS.c.rowid)
+                _with_search_rows(hits, message_search)
                 .join(messages, messages.c.id == message_search.c.message_id)
                 .join(conversations, conversations.c.id == messages.c.conversation_id)
             )
-            .where(sa.text("messages_fts MATCH :expression"), _live())
-            .where(_MESSAGES_FTS.c.rowid >= sa.bindparam("floor"))
+            .where(hits.match("expression"), hits.key >= sa.bindparam("floor"), _live())
             .where(*_message_conditions(search.where))
-            .order_by(score, messages.c.id)
+            .order_by(hits.score, messages.c.id)
         )
         stmt = _page(stmt, search.limit is not None, search.offset > 0)
         params = {
             "expression": expression,
-            "floor": self._rank_floor(expression),
+            "floor": self._rank_floor(hits, expression),
             "limit": search.limit,
             "offset": search.offset,
         }
         return [(_message(row), -row[-1]) for row in self.conn.execute(stmt, params).all()]
 
-    def _rank_floor(self, expression: str) -> int:
-        """The smallest index key among the RANK_WINDOW newest matches (0: rank them all)."""
-        found = self._rows(_RANK_FLOOR, expression=expression, skip=RANK_WINDOW - 1)
-        return int(found[0][0]) if found else 0
+    def _rank_floor(self, hits: Hits, expression: str) -> int:
+        """The smallest search key among the RANK_WINDOW newest matches (0: rank them all)."""
+        newest = (
+            sa.select(hits.key)
+            .select_from(hits.source)
+            .where(hits.match("expression"))
+            .order_by(hits.key.desc())
+            .limit(1)
+            .offset(RANK_WINDOW - 1)
+        )
+        found = self.conn.execute(newest, {"expression": expression}).first()
+        return int(found[0]) if found else 0
 
     def rank_conversations(self, search: ConversationSearch) -> list[tuple[Conversation, float]]:
+        flavor = self._flavor
+        by_name, by_message = flavor.conversation_hits(), flavor.message_hits()
         in_text = (
             sa.select(
                 conversation_search.c.conversation_id.label("cid"),
-                sa.literal_column(f"bm25(conversations_fts, {_NAME_WEIGHTS})").label("score"),
+                by_name.score.label("score"),
             )
-            .select_from(
-                _CONVERSATIONS_FTS.join(
-                    conversation_search, conversation_search.c.key == _CONVERSATIONS_FTS.c.rowid
-                )
-            )
-            .where(sa.text("conversations_fts MATCH :in_names"))
+            .select_from(_with_search_rows(by_name, conversation_search))
+            .where(by_name.match("in_names"))
         )
-        hits: sa.Select[Any] | sa.CompoundSelect[Any] = in_text
+        found: sa.Select[Any] | sa.CompoundSelect[Any] = in_text
         if search.in_messages:
-            hits = sa.union_all(
+            found = sa.union_all(
                 in_text,
                 sa.select(
                     message_search.c.conversation_id.label("cid"),
-                    sa.literal_column("bm25(messages_fts)").label("score"),
+                    by_message.score.label("score"),
                 )
-                .select_from(
-                    _MESSAGES_FTS.join(
-                        message_search, message_search.c.key == _MESSAGES_FTS.c.rowid
-                    )
-                )
-                .where(sa.text("messages_fts MATCH :in_messages"))
-                .where(_MESSAGES_FTS.c.rowid >= sa.bindparam("floor")),
+                .select_from(_with_search_rows(by_message, message_search))
+                .where(by_message.match("in_messages"))
+                .where(by_message.key >= sa.bindparam("floor")),
             )
-        # LIMIT -1 keeps SQLite from flattening the hits into the grouping query, where
-        # bm25() would lose the full-text context it needs
-        found = hits.limit(-1).subquery()
+        hits = flavor.kept_apart(found).subquery()  # type: ignore[arg-type]
         best = (
-            sa.select(found.c.cid, sa.func.min(found.c.score).label("score"))
-            .group_by(found.c.cid)
+            sa.select(hits.c.cid, sa.func.min(hits.c.score).label("score"))
+            .group_by(hits.c.cid)
             .subquery()
         )
         stmt = (
@@ -418,12 +405,11 @@ class SqlSession:
             .order_by(best.c.score, conversations.c.id)
         )
         stmt = _page(stmt, search.limit is not None, search.offset > 0)
+        in_messages = flavor.message_expression(search.query)
         params = {
-            "in_names": search.query.fts5(
-                "{name_terms description_terms}", "{name_singles description_singles}"
-            ),
-            "in_messages": search.query.fts5("terms", "singles"),
-            "floor": self._rank_floor(search.query.fts5("terms", "singles")),
+            "in_names": flavor.conversation_expression(search.query),
+            "in_messages": in_messages,
+            "floor": self._rank_floor(by_message, in_messages),
             "limit": search.limit,
             "offset": search.offset,
         }
@@ -566,16 +552,6 @@ _COUNTS = sa.select(
     _COUNTED.c.n,
     _COUNTED.c.top,
 ).outerjoin(_COUNTED, _COUNTED.c.conversation_id == conversations.c.id)
-_MESSAGES_FTS = sa.table("messages_fts", sa.column("rowid"))
-_CONVERSATIONS_FTS = sa.table("conversations_fts", sa.column("rowid"))
-_NAME_WEIGHTS = "4.0, 4.0, 2.0, 2.0"  # name, name singles, description, description singles
-_RANK_FLOOR = (
-    sa.select(_MESSAGES_FTS.c.rowid)
-    .where(sa.text("messages_fts MATCH :expression"))
-    .order_by(_MESSAGES_FTS.c.rowid.desc())
-    .limit(1)
-    .offset(sa.bindparam("skip", type_=sa.Integer))
-)
 _INSERT_MESSAGE_TEXT = sa.insert(message_search)
 _INSERT_EMBEDDING = sa.insert(embeddings)
 _UPDATE_MESSAGE_TEXT = sa.update(message_search).where(
@@ -624,6 +600,13 @@ def _list_statement(
 
 
 # helpers ------------------------------------------------------------------------------
+
+
+def _with_search_rows(hits: Hits, search_table: sa.Table) -> sa.FromClause:
+    """The flavor's full-text source joined to the search table's rows (if separate)."""
+    if hits.is_search_table:
+        return search_table
+    return hits.source.join(search_table, search_table.c.key == hits.key)
 
 
 def _live() -> sa.ColumnElement[bool]:

@@ -1,0 +1,65 @@
+"""What differs between the SQL databases the backend runs on, in one small interface.
+
+Everything else (the schema, the statements, the session primitives) is shared; a
+flavor says how to connect, how transactions begin, how driver errors map to
+convstore's, how the database checks itself, and how its full-text index is queried.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from convstore.config import ConversationManagerConfig
+from convstore.errors import ConfigurationError, ConversationManagerError
+from convstore.search.query import SearchQuery
+
+
+@dataclass(frozen=True)
+class Hits:
+    """How a flavor's full-text index finds rows: the relation to select from, the
+    search row's key, a score (lower is better), and the match condition for a query
+    expression bound to the named parameter."""
+
+    source: sa.FromClause
+    key: sa.ColumnElement[int]
+    score: sa.ColumnElement[float]
+    match: Callable[[str], sa.ColumnElement[bool] | sa.TextClause]
+    is_search_table: bool  # the source is the search table itself, no join needed
+
+
+class Flavor(Protocol):
+    """One SQL database, as the backend needs to know it."""
+
+    description: str  # names the database in messages, without credentials
+    begin_read: str
+    begin_write: str
+    locks_rows: bool  # write units lock the conversation rows they read (FOR UPDATE)
+
+    def create_engine(self, config: ConversationManagerConfig) -> Engine: ...
+    def after_begin(self, cursor: Any, write: bool) -> None: ...
+    def process_locks(self, write: bool) -> list[threading.Lock]: ...
+    def is_driver_error(self, exc: BaseException) -> bool: ...
+    def typed_error(self, exc: BaseException) -> ConversationManagerError | None: ...
+    def damage(self, conn: Connection) -> list[str]: ...
+    def disk_usage(self, conn: Connection | None) -> int: ...
+    def message_hits(self) -> Hits: ...
+    def conversation_hits(self) -> Hits: ...
+    def message_expression(self, query: SearchQuery) -> str: ...
+    def conversation_expression(self, query: SearchQuery) -> str: ...
+    def kept_apart(self, select: sa.Select[Any]) -> sa.Select[Any]: ...
+
+
+def flavor_for(url: str, config: ConversationManagerConfig) -> Flavor:
+    """The flavor of a store URL."""
+    scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
+    if scheme in ("sqlite", "memory"):
+        from convstore.backends.sql.sqlite import SqliteFlavor
+
+        return SqliteFlavor(url, config)
+    raise ConfigurationError(f"store URL {url!r} is not a SQL database URL")
