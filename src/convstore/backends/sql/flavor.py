@@ -23,12 +23,12 @@ from convstore.search.query import SearchQuery
 @dataclass(frozen=True)
 class Hits:
     """How a flavor's full-text index finds rows: the relation to select from, the
-    search row's key, a score (lower is better), and the match condition for a query
-    expression bound to the named parameter."""
+    search row's key, and the score (lower is better) and match condition of a query
+    whose parameters (see Flavor.message_params) carry the given name."""
 
     source: sa.FromClause
     key: sa.ColumnElement[int]
-    score: sa.ColumnElement[float]
+    score: Callable[[str], sa.ColumnElement[float]]
     match: Callable[[str], sa.ColumnElement[bool] | sa.TextClause]
     is_search_table: bool  # the source is the search table itself, no join needed
 
@@ -50,8 +50,9 @@ class Flavor(Protocol):
     def disk_usage(self, conn: Connection | None) -> int: ...
     def message_hits(self) -> Hits: ...
     def conversation_hits(self) -> Hits: ...
-    def message_expression(self, query: SearchQuery) -> str: ...
-    def conversation_expression(self, query: SearchQuery) -> str: ...
+    def message_params(self, name: str, query: SearchQuery) -> dict[str, str]: ...
+    def conversation_params(self, name: str, query: SearchQuery) -> dict[str, str]: ...
+    def migration_lock(self, conn: Connection) -> None: ...
     def kept_apart(self, select: sa.Select[Any]) -> sa.Select[Any]: ...
 
 
@@ -62,4 +63,8 @@ def flavor_for(url: str, config: ConversationManagerConfig) -> Flavor:
         from convstore.backends.sql.sqlite import SqliteFlavor
 
         return SqliteFlavor(url, config)
+    if scheme in ("postgresql", "postgres"):
+        from convstore.backends.sql.postgres import PostgresFlavor
+
+        return PostgresFlavor(url, config)
     raise ConfigurationError(f"store URL {url!r} is not a SQL database URL")

@@ -40,12 +40,9 @@ class PreparedStatement:
             bind = compiled.binds[name]
             process = bind.type.dialect_impl(dialect).bind_processor(dialect)
             self._params.append((name, None if bind.required else bind.value, process))
-        self._result: list[tuple[int, Processor]] = []
-        if isinstance(statement, sa.Select):
-            for index, column in enumerate(statement.selected_columns):
-                process = column.type.dialect_impl(dialect).result_processor(dialect, None)
-                if process is not None:
-                    self._result.append((index, process))
+        self._dialect = dialect
+        self._columns = list(statement.selected_columns) if isinstance(statement, sa.Select) else []
+        self._result: list[tuple[int, Processor]] | None = None  # known after the first run
 
     def parameters(self, values: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
         """``values`` converted for the driver, in its paramstyle."""
@@ -61,6 +58,8 @@ class PreparedStatement:
         """Run a query on a DBAPI cursor; its rows as tuples, converted like Core would."""
         cursor.execute(self.sql, self.parameters(values))
         found: list[tuple[Any, ...]] = cursor.fetchall()
+        if self._result is None:
+            self._result = self._processors(cursor.description)
         if not self._result:
             return found
         converted = []
@@ -70,6 +69,16 @@ class PreparedStatement:
                 values_[index] = process(values_[index])
             converted.append(tuple(values_))
         return converted
+
+    def _processors(self, description: Sequence[Sequence[Any]]) -> list[tuple[int, Processor]]:
+        """The result conversions of the columns, given the driver's column types."""
+        found: list[tuple[int, Processor]] = []
+        for index, (column, described) in enumerate(zip(self._columns, description, strict=True)):
+            impl = column.type.dialect_impl(self._dialect)
+            process = impl.result_processor(self._dialect, described[1])
+            if process is not None:
+                found.append((index, process))
+        return found
 
     def run(self, cursor: Any, values: Sequence[Mapping[str, Any]]) -> None:
         """Run a write on a DBAPI cursor, once per mapping in ``values``."""

@@ -126,7 +126,7 @@ class SqliteFlavor:
         return Hits(
             _MESSAGES_FTS,
             _MESSAGES_FTS.c.rowid,
-            sa.literal_column("bm25(messages_fts)"),
+            lambda _: sa.literal_column("bm25(messages_fts)"),
             lambda parameter: sa.text(f"messages_fts MATCH :{parameter}"),
             is_search_table=False,
         )
@@ -135,16 +135,20 @@ class SqliteFlavor:
         return Hits(
             _CONVERSATIONS_FTS,
             _CONVERSATIONS_FTS.c.rowid,
-            sa.literal_column(f"bm25(conversations_fts, {_NAME_WEIGHTS})"),
+            lambda _: sa.literal_column(f"bm25(conversations_fts, {_NAME_WEIGHTS})"),
             lambda parameter: sa.text(f"conversations_fts MATCH :{parameter}"),
             is_search_table=False,
         )
 
-    def message_expression(self, query: SearchQuery) -> str:
-        return query.fts5("terms", "singles")
+    def message_params(self, name: str, query: SearchQuery) -> dict[str, str]:
+        return {name: query.fts5("terms", "singles")}
 
-    def conversation_expression(self, query: SearchQuery) -> str:
-        return query.fts5("{name_terms description_terms}", "{name_singles description_singles}")
+    def conversation_params(self, name: str, query: SearchQuery) -> dict[str, str]:
+        columns = ("{name_terms description_terms}", "{name_singles description_singles}")
+        return {name: query.fts5(*columns)}
+
+    def migration_lock(self, conn: Connection) -> None:
+        """Nothing: BEGIN IMMEDIATE already queues writers, upgrades included."""
 
     def kept_apart(self, select: sa.Select[Any]) -> sa.Select[Any]:
         """LIMIT -1 keeps SQLite from flattening a subquery into the query around it,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects.postgresql import JSONB
 
 revision = "0001"
 down_revision = None
@@ -16,7 +15,8 @@ branch_labels = None
 depends_on = None
 
 ID = sa.String(64)
-JSONDoc = sa.JSON().with_variant(JSONB(), "postgresql")
+# JSON kept as written: PostgreSQL's json, not jsonb, which would turn 2.4e+16 into an int
+JSONDoc = sa.JSON()
 
 
 def upgrade() -> None:
