@@ -16,7 +16,7 @@ import pytest
 import convstore
 from convstore import ConversationStore, PersistConversationManager
 
-BACKENDS = ("memory", "sqlite", "files", "postgres")
+BACKENDS = ("memory", "sqlite", "files", "postgres", "postgres15")
 SHARED_BACKENDS = ("sqlite", "files", "postgres")  # several processes can open these at once
 
 
@@ -30,7 +30,25 @@ def backend_url(backend: str, directory: Path) -> str:
         return f"file://{directory / 'files'}"
     if backend == "postgres":
         return fresh_database(postgres_server_url())
+    if backend == "postgres15":  # the machine's own server, without pgvector
+        return fresh_database(os.environ.get("CONVSTORE_TEST_POSTGRES15_URL", POSTGRES15))
     raise ValueError(backend)
+
+
+POSTGRES15 = "postgresql://postgres@127.0.0.1:5432/test"
+_CREATED: list[tuple[str, str]] = []  # (server, database) made by this run, dropped at exit
+
+
+@atexit.register
+def _drop_databases() -> None:
+    import psycopg
+
+    for server_url, name in reversed(_CREATED):
+        try:
+            with psycopg.connect(server_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        except psycopg.Error:
+            pass  # a private server may already be stopped, taking its databases with it
 
 
 @functools.cache
@@ -56,6 +74,7 @@ def fresh_database(server_url: str) -> str:
     template = _migrated_template(server_url)
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    _CREATED.append((server_url, name))
     return _database_url(server_url, name)
 
 
@@ -66,6 +85,7 @@ def _migrated_template(server_url: str) -> str:
     name = f"convstore_template_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
+    _CREATED.append((server_url, name))
     convstore.open(_database_url(server_url, name)).close()
     return name
 
