@@ -29,6 +29,7 @@ from convstore.errors import (
 from convstore.models import Conversation, Message
 from convstore.search.embedding import embedder_named
 from convstore.store import ConversationStore
+from convstore.transfer import copy_store
 
 app = typer.Typer(
     help="convstore: a conversation store for LLM agents and chat applications.",
@@ -249,6 +250,25 @@ def health(url: UrlOption = None) -> None:
     console.print(JSON(json.dumps(report)))
     if report["status"] != "healthy" or report["integrity_problems"]:
         raise typer.Exit(1)
+
+
+@app.command()
+def migrate(
+    source: Annotated[str, typer.Argument(help="URL of the store to copy from.")],
+    target: Annotated[str, typer.Argument(help="URL of the store to copy into.")],
+) -> None:
+    """Copy a whole store to another backend, verified by checksums; run again to resume."""
+    with (
+        _store(source) as origin,
+        _store(target) as destination,
+        _progress("copying") as progress,
+    ):
+        report = copy_store(origin, destination, on_progress=progress)
+    console.print(
+        f"copied {report.copied} conversation(s) with {report.messages} message(s), "
+        f"skipped {report.skipped} already there; verified, sha256 {report.checksum}",
+        highlight=False,
+    )
 
 
 @app.command()
