@@ -353,7 +353,7 @@ class SqlSession:
                 .join(messages, messages.c.id == message_search.c.message_id)
                 .join(conversations, conversations.c.id == messages.c.conversation_id)
             )
-            .where(hits.match("expression"), hits.key >= sa.bindparam("floor"), _live())
+            .where(hits.match("expression", params), hits.key >= sa.bindparam("floor"), _live())
             .where(*_message_conditions(search.where))
             .order_by(score, messages.c.id)
         )
@@ -370,7 +370,7 @@ class SqlSession:
         newest = (
             sa.select(hits.key)
             .select_from(hits.source)
-            .where(hits.match(name))
+            .where(hits.match(name, params))
             .order_by(hits.key.desc())
             .limit(1)
             .offset(RANK_WINDOW - 1)
@@ -389,7 +389,7 @@ class SqlSession:
                 by_name.score("in_names").label("score"),
             )
             .select_from(_with_search_rows(by_name, conversation_search))
-            .where(by_name.match("in_names"))
+            .where(by_name.match("in_names", params))
         )
         found: sa.Select[Any] | sa.CompoundSelect[Any] = in_text
         if search.in_messages:
@@ -400,7 +400,7 @@ class SqlSession:
                     by_message.score("in_messages").label("score"),
                 )
                 .select_from(_with_search_rows(by_message, message_search))
-                .where(by_message.match("in_messages"))
+                .where(by_message.match("in_messages", params))
                 .where(by_message.key >= sa.bindparam("floor")),
             )
         hits = flavor.kept_apart(found).subquery()  # type: ignore[arg-type]

@@ -8,7 +8,7 @@ convstore's, how the database checks itself, and how its full-text index is quer
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -24,12 +24,13 @@ from convstore.search.query import SearchQuery
 class Hits:
     """How a flavor's full-text index finds rows: the relation to select from, the
     search row's key, and the score (lower is better) and match condition of a query
-    whose parameters (see Flavor.message_params) carry the given name."""
+    whose parameters (see Flavor.message_params) carry the given name; the condition
+    may look at the parameters' values to leave out parts that would match anything."""
 
     source: sa.FromClause
     key: sa.ColumnElement[int]
     score: Callable[[str], sa.ColumnElement[float]]
-    match: Callable[[str], sa.ColumnElement[bool] | sa.TextClause]
+    match: Callable[[str, Mapping[str, Any]], sa.ColumnElement[bool] | sa.TextClause]
     is_search_table: bool  # the source is the search table itself, no join needed
 
 

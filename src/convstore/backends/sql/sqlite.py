@@ -127,7 +127,7 @@ class SqliteFlavor:
             _MESSAGES_FTS,
             _MESSAGES_FTS.c.rowid,
             lambda _: sa.literal_column("bm25(messages_fts)"),
-            lambda parameter: sa.text(f"messages_fts MATCH :{parameter}"),
+            lambda parameter, _: sa.text(f"messages_fts MATCH :{parameter}"),
             is_search_table=False,
         )
 
@@ -136,7 +136,7 @@ class SqliteFlavor:
             _CONVERSATIONS_FTS,
             _CONVERSATIONS_FTS.c.rowid,
             lambda _: sa.literal_column(f"bm25(conversations_fts, {_NAME_WEIGHTS})"),
-            lambda parameter: sa.text(f"conversations_fts MATCH :{parameter}"),
+            lambda parameter, _: sa.text(f"conversations_fts MATCH :{parameter}"),
             is_search_table=False,
         )
 
