@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -87,16 +88,26 @@ def test_listing_newest_conversations(big: tuple[str, ConversationStore]) -> Non
     assert [c.id for c in store.list_conversations(limit=3)] == ["c100000", "c99999", "c99998"]
 
 
-def test_listing_by_owner(big: tuple[str, ConversationStore]) -> None:
-    _, store = big
+@contextmanager
+def queries_of(store: ConversationStore) -> Iterator[list[tuple[str, Any]]]:
+    """The (SQL, parameters) SQLAlchemy sends while the block runs."""
     captured: list[tuple[str, Any]] = []
     engine = store._backend._engine  # type: ignore[attr-defined]
-    listener = lambda conn, cursor, query, params, context, many: captured.append((query, params))  # noqa: E731
+
+    def listener(*args: Any) -> None:
+        captured.append((args[2], args[3]))  # conn, cursor, statement, parameters, ...
+
     sa.event.listen(engine, "before_cursor_execute", listener)
     try:
-        assert len(store.list_conversations(limit=20, filters={"owner_id": "owner7"})) == 20
+        yield captured
     finally:
         sa.event.remove(engine, "before_cursor_execute", listener)
+
+
+def test_listing_by_owner(big: tuple[str, ConversationStore]) -> None:
+    _, store = big
+    with queries_of(store) as captured:
+        assert len(store.list_conversations(limit=20, filters={"owner_id": "owner7"})) == 20
     assert_indexed(scans(store, *captured[-1]))
 
 
@@ -112,15 +123,9 @@ def test_newest_page_of_a_conversation(big: tuple[str, ConversationStore]) -> No
 
 def test_search(big: tuple[str, ConversationStore]) -> None:
     _, store = big
-    captured: list[tuple[str, Any]] = []
-    engine = store._backend._engine  # type: ignore[attr-defined]
-    listener = lambda conn, cursor, query, params, context, many: captured.append((query, params))  # noqa: E731
-    sa.event.listen(engine, "before_cursor_execute", listener)
-    try:
+    with queries_of(store) as captured:
         found = store.search_messages("word12345")
         conversations = store.search_conversations("conversation 777", search_in_messages=False)
-    finally:
-        sa.event.remove(engine, "before_cursor_execute", listener)
     assert [m.id for m in found] == ["m12345"]
     assert conversations[0].id == "c777"
     searches = [(q, p) for q, p in captured if "to_tsquery" in q]
