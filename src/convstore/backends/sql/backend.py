@@ -129,7 +129,6 @@ class _UnitOfWork:
             self._conn = backend._engine.connect()
             self._cursor = self._conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             self._cursor.execute(flavor.begin_write if self._write else flavor.begin_read)
-            flavor.after_begin(self._cursor, self._write)
         except BaseException as exc:
             self._release()
             if _is_driver_error(flavor, exc):
@@ -417,7 +416,7 @@ class SqlSession:
         )
         stmt = _page(stmt, search.limit is not None, search.offset > 0)
         params.update(
-            floor=self._rank_floor(by_message, "in_messages", params),
+            floor=self._rank_floor(by_message, "in_messages", params) if search.in_messages else 0,
             limit=search.limit,
             offset=search.offset,
         )

@@ -76,9 +76,6 @@ class PostgresFlavor:
 
         return engine
 
-    def after_begin(self, cursor: Any, write: bool) -> None:
-        """Nothing: lock_timeout is set on every connection when it is made."""
-
     def migration_lock(self, conn: Connection) -> None:
         """Queue processes upgrading the schema at once behind one another."""
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
@@ -110,9 +107,7 @@ class PostgresFlavor:
         """PostgreSQL checks its pages itself; nothing more to ask here."""
         return []
 
-    def disk_usage(self, conn: Connection | None) -> int:
-        if conn is None:
-            return 0
+    def disk_usage(self, conn: Connection) -> int:
         return int(conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar_one())
 
     def message_hits(self) -> Hits:

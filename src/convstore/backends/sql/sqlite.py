@@ -83,9 +83,6 @@ class SqliteFlavor:
 
         return engine
 
-    def after_begin(self, cursor: Any, write: bool) -> None:
-        """Nothing: the busy timeout set at connect time bounds the wait for the lock."""
-
     def process_locks(self, write: bool) -> list[threading.Lock]:
         if self._memory_lock is not None:
             return [self._memory_lock]
@@ -116,7 +113,7 @@ class SqliteFlavor:
         ]
         return problems
 
-    def disk_usage(self, conn: Connection | None) -> int:
+    def disk_usage(self, conn: Connection) -> int:
         if self.path is None:
             return 0
         files = [self.path, *(self.path.with_name(self.path.name + s) for s in ("-wal", "-shm"))]
