@@ -13,7 +13,7 @@ from convstore import ConversationManagerConfig, DataIntegrityError, PersistConv
 from convstore.cli import app
 from tests.conftest import SHARED_BACKENDS, backend_url
 
-runner = CliRunner()
+runner = CliRunner(env={"COLUMNS": "400"})  # long temporary paths must not wrap
 
 
 @pytest.mark.parametrize("backend", SHARED_BACKENDS)

@@ -21,12 +21,14 @@ from convstore.errors import (
     ConversationNotFoundError,
     DataIntegrityError,
     InvalidInputError,
+    InvalidStateError,
     LockTimeoutError,
     MessageNotFoundError,
     StorageError,
 )
 from convstore.manager import PersistConversationManager
-from convstore.models import Conversation, Message, MessageStatus, NewMessage, Role, Usage
+from convstore.models import Chunk, Conversation, Message, MessageStatus, NewMessage, Role, Usage
+from convstore.states import ConversationState
 from convstore.store import ConversationStore
 
 __version__ = "0.1.0"
@@ -53,15 +55,18 @@ def open(
 
 __all__ = [
     "AsyncConversationStore",
+    "Chunk",
     "ConcurrencyError",
     "ConfigurationError",
     "Conversation",
     "ConversationManagerConfig",
     "ConversationManagerError",
     "ConversationNotFoundError",
+    "ConversationState",
     "ConversationStore",
     "DataIntegrityError",
     "InvalidInputError",
+    "InvalidStateError",
     "LockTimeoutError",
     "Message",
     "MessageNotFoundError",

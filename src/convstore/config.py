@@ -42,7 +42,8 @@ class ConversationManagerConfig:
     memory has no default). With ``auto_recover``, PersistConversationManager brings a
     conversation found damaged back from the newest backup that holds it.
     With neither, :func:`resolve_url` picks the URL from the environment or the
-    embedded SQLite default.
+    embedded SQLite default. A conversation deleted with ``soft=True`` can be restored
+    for ``trash_retention`` seconds (30 days by default).
     """
 
     storage_path: str | None = None
@@ -61,12 +62,14 @@ class ConversationManagerConfig:
     log_level: str = "INFO"
     max_message_size: int = 1_048_576
     durability: str = "normal"
+    trash_retention: float = 30 * 86400.0
 
     _NON_NEGATIVE: ClassVar[tuple[str, ...]] = (
         "max_cache_size",
         "cache_ttl",
         "lock_timeout",
         "max_backups",
+        "trash_retention",
     )
     _POSITIVE: ClassVar[tuple[str, ...]] = ("backup_interval", "max_message_size")
 

@@ -68,6 +68,13 @@ class ConcurrencyError(ConversationManagerError):
     http_status = 409
 
 
+class InvalidStateError(ConversationManagerError):
+    """The conversation's state does not allow the operation (see convstore.states)."""
+
+    code = "INVALID_STATE"
+    http_status = 409
+
+
 class DataIntegrityError(ConversationManagerError):
     """Stored data is damaged or is not a convstore store."""
 
@@ -96,6 +103,7 @@ __all__ = [
     "ConversationNotFoundError",
     "DataIntegrityError",
     "InvalidInputError",
+    "InvalidStateError",
     "LockTimeoutError",
     "MessageNotFoundError",
     "StorageError",

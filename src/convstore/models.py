@@ -103,6 +103,15 @@ class Message(_Record):
     usage: Usage | None = None
 
 
+class Chunk(_Record):
+    """One piece of a streamed reply: ``seq`` counts from 1 within its message."""
+
+    message_id: str
+    seq: int
+    delta: str
+    created_at: float
+
+
 @dataclass(frozen=True, slots=True)
 class NewMessage:
     """A message to append, as accepted by ``append_messages``.

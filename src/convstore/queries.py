@@ -50,6 +50,7 @@ class ConversationFilter:
 
 @dataclass(frozen=True)
 class MessageFilter:
+    owner_id: str | None = None  # set by a store opened for one user, not by callers
     conversation_ids: tuple[str, ...] | None = None
     roles: tuple[Role, ...] | None = None
     statuses: tuple[MessageStatus, ...] | None = None

@@ -6,6 +6,8 @@ change feed are decided here, once, and handed to a Backend as finished records.
 
 from __future__ import annotations
 
+import copy
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -21,12 +23,15 @@ from convstore.errors import (
     ConfigurationError,
     ConversationNotFoundError,
     InvalidInputError,
+    InvalidStateError,
+    MessageNotFoundError,
     StorageError,
 )
 from convstore.ids import check_id, new_id
-from convstore.models import Conversation, Message, MessageStatus, NewMessage, Role, Usage
+from convstore.models import Chunk, Conversation, Message, MessageStatus, NewMessage, Role, Usage
 from convstore.queries import (
     BranchPage,
+    ConversationFilter,
     ConversationOrder,
     ConversationQuery,
     ConversationSearch,
@@ -53,6 +58,7 @@ from convstore.search.results import (
     search_token,
 )
 from convstore.search.semantic import VectorCache, fuse, to_bytes
+from convstore.states import ConversationState, check_transition, parse_state
 from convstore.validation import (
     MAX_DESCRIPTION_LENGTH,
     MAX_NAME_LENGTH,
@@ -80,6 +86,7 @@ class _Draft:
     type: str
     sender_id: str | None
     usage: Usage | None
+    status: MessageStatus = MessageStatus.COMPLETE
 
 
 class ConversationStore:
@@ -98,15 +105,31 @@ class ConversationStore:
         self._local = threading.local()
         self._closed = False
         self._vectors = VectorCache()
+        self._owner: str | None = None
 
     @property
     def url(self) -> str:
         """The URL this store was opened from."""
         return self._backend.url
 
+    @property
+    def user_id(self) -> str | None:
+        """The user this store acts for (see :meth:`for_user`); None for the whole store."""
+        return self._owner
+
+    def for_user(self, user_id: str) -> ConversationStore:
+        """This store as one user sees it: every call sees and changes only conversations
+        that user owns (others behave as missing), and new conversations are theirs.
+
+        The view shares connections and caches with this store; closing it does nothing.
+        """
+        view = copy.copy(self)
+        view._owner = check_id(user_id, "user_id")
+        return view
+
     def close(self) -> None:
         """Release connections and files. The store cannot be used afterwards."""
-        if not self._closed:
+        if self._owner is None and not self._closed:
             self._closed = True
             self._branches.clear()
             self._backend.close()
@@ -144,7 +167,7 @@ class ConversationStore:
             yield
             return
         with self._unit(write=True) as session:
-            if session.get_stamp(conversation_id) is None:
+            if self._stamp(session, conversation_id) is None:
                 raise ConversationNotFoundError(conversation_id)
             self._local.session = session
             try:
@@ -171,6 +194,8 @@ class ConversationStore:
         metadata = check_metadata(metadata)
         if owner_id is not None:
             check_id(owner_id, "owner_id")
+        if self._owner is not None and owner_id not in (None, self._owner):
+            raise InvalidInputError(f"owner_id must be {self._owner!r}, the store's user")
         if conversation_id is not None:
             check_id(conversation_id, "conversation_id")
         drafts = self._drafts(initial_messages or [])
@@ -180,7 +205,8 @@ class ConversationStore:
             id=conversation_id or new_id(),
             name=name,
             description=description,
-            owner_id=owner_id,
+            owner_id=owner_id or self._owner,
+            state=ConversationState.INITIAL,
             created_at=now,
             updated_at=now,
             metadata=metadata,
@@ -190,7 +216,7 @@ class ConversationStore:
             if conversation_id is not None and session.get_stamp(conversation_id) is not None:
                 raise ConcurrencyError(f"conversation {conversation_id!r} already exists")
             session.insert_conversation(conversation)
-            session.record_change(conversation.id, "conversation.created", {})
+            _log(session, conversation, "conversation.created", {})
             if drafts:
                 conversation, appended = self._append(session, conversation, drafts)
                 self._store_vectors(session, appended, vectors)
@@ -200,7 +226,7 @@ class ConversationStore:
         """The conversation, or None if it does not exist."""
         check_id(conversation_id, "conversation_id")
         with self._unit(write=False) as session:
-            return session.get_conversation(conversation_id)
+            return self._find(session, conversation_id)
 
     def list_conversations(
         self,
@@ -222,7 +248,7 @@ class ConversationStore:
                 f"order_by must be one of {', '.join(_ORDERS)}; got {order_by!r}"
             )
         query = ConversationQuery(
-            where=parse_conversation_filter(filters),
+            where=self._scoped(parse_conversation_filter(filters)),
             order_by=order_by,
             descending=bool(descending),
             limit=limit,
@@ -252,35 +278,66 @@ class ConversationStore:
         if metadata is not None:
             changes["metadata"] = check_metadata(metadata)
         with self._unit(write=True) as session:
-            conversation = session.get_conversation(conversation_id)
+            conversation = self._find(session, conversation_id)
             if conversation is None or not changes:
                 return conversation
             return self._touch(session, conversation, changes, "conversation.updated", {})
 
-    def delete_conversation(self, conversation_id: str) -> bool:
+    def delete_conversation(self, conversation_id: str, *, soft: bool = False) -> bool:
         """Delete the conversation, its messages and every row derived from them.
 
-        Returns False if there was no such conversation.
+        With ``soft``, a copy is kept aside for ``config.trash_retention`` seconds, from
+        which :meth:`restore_conversation` brings it back. Returns False if there was no
+        such conversation.
         """
         check_id(conversation_id, "conversation_id")
         with self._unit(write=True) as session:
-            if session.get_stamp(conversation_id) is None:
+            conversation = self._find(session, conversation_id)
+            if conversation is None:
                 return False
+            if soft:
+                kept = _trash_form(conversation, session.get_all_messages(conversation_id))
+                expires = time.time() + self.config.trash_retention
+                session.put_record(_TRASH, conversation_id, kept, expires)
             session.delete_conversation(conversation_id)
-            session.record_change(conversation_id, "conversation.deleted", {})
+            _log(session, conversation, "conversation.deleted", {"soft": soft})
         self._branches.invalidate(conversation_id)
         return True
 
+    def restore_conversation(self, conversation_id: str) -> Conversation:
+        """Bring back a conversation deleted with ``soft=True`` (within the retention
+        time), as it was. ConversationNotFoundError if there is nothing to restore."""
+        check_id(conversation_id, "conversation_id")
+        with self._unit(write=True) as session:
+            kept = session.get_record(_TRASH, conversation_id)
+            if kept is None or _expired(kept[1]):
+                raise ConversationNotFoundError(conversation_id)
+            conversation, messages = _from_trash_form(kept[0])
+            if not self._sees(conversation):
+                raise ConversationNotFoundError(conversation_id)
+            if session.get_stamp(conversation_id) is not None:
+                raise ConcurrencyError(f"conversation {conversation_id!r} exists again")
+            session.insert_conversation(conversation)
+            if messages:
+                session.insert_messages(messages)
+            session.delete_record(_TRASH, conversation_id)
+            _log(session, conversation, "conversation.restored", {})
+        self._branches.invalidate(conversation_id)
+        return conversation
+
     def count_conversations(self, filters: Mapping[str, Any] | None = None) -> int:
         """How many conversations match ``filters`` (all of them by default)."""
-        where = parse_conversation_filter(filters)
+        where = self._scoped(parse_conversation_filter(filters))
         with self._unit(write=False) as session:
             return session.count_conversations(where)
 
     def count_messages(self) -> int:
-        """How many messages the store holds."""
+        """How many messages the store (or, in a user's view, the user) holds."""
         with self._unit(write=False) as session:
-            return session.count_messages()
+            if self._owner is None:
+                return session.count_messages()
+            mine = session.list_conversations(ConversationQuery(where=self._scoped(None)))
+            return sum(c.message_count for c in mine)
 
     # messages -----------------------------------------------------------------------
 
@@ -344,7 +401,7 @@ class ConversationStore:
         )
         wanted = None if message_ids is None else self._id_list(message_ids)
         with self._unit(write=False) as session:
-            stamp = session.get_stamp(conversation_id)
+            stamp = self._stamp(session, conversation_id)
             if stamp is None:
                 raise ConversationNotFoundError(conversation_id)
             if wanted is not None:
@@ -365,6 +422,8 @@ class ConversationStore:
         check_id(conversation_id, "conversation_id")
         check_id(message_id, "message_id")
         with self._unit(write=False) as session:
+            if self._owner is not None and self._find(session, conversation_id) is None:
+                return None
             return _owned(session.find_message(message_id), conversation_id)
 
     def update_message(
@@ -386,10 +445,11 @@ class ConversationStore:
             changes["metadata"] = check_metadata(metadata)
         vectors = self._embed_contents([content] if content is not None else [])
         with self._unit(write=True) as session:
+            conversation = self._find(session, conversation_id)
             message = _owned(session.find_message(message_id), conversation_id)
-            conversation = session.get_conversation(conversation_id)
             if message is None or conversation is None or not changes:
-                return message
+                return None if conversation is None else message
+            _check_writable(conversation)
             changes["updated_at"] = time.time()
             session.update_message(message_id, changes)
             self._store_vectors(session, [message], vectors)
@@ -401,10 +461,11 @@ class ConversationStore:
         check_id(conversation_id, "conversation_id")
         check_id(message_id, "message_id")
         with self._unit(write=True) as session:
+            conversation = self._find(session, conversation_id)
             message = _owned(session.find_message(message_id), conversation_id)
-            conversation = session.get_conversation(conversation_id)
             if message is None or conversation is None:
                 return False
+            _check_writable(conversation)
             self._remove(session, conversation, [message])
         return True
 
@@ -418,10 +479,11 @@ class ConversationStore:
         check_id(conversation_id, "conversation_id")
         check_id(user_message_id, "user_message_id")
         with self._unit(write=True) as session:
+            conversation = self._find(session, conversation_id)
             message = _owned(session.find_message(user_message_id), conversation_id)
-            conversation = session.get_conversation(conversation_id)
             if message is None or conversation is None:
                 return []
+            _check_writable(conversation)
             if message.role is not Role.USER:
                 raise InvalidInputError(
                     f"message {user_message_id!r} is a {message.role.value} message; "
@@ -430,6 +492,239 @@ class ConversationStore:
             doomed = [message, *self._replies(session, message)]
             self._remove(session, conversation, doomed)
         return doomed
+
+    # state and streamed replies ------------------------------------------------------
+
+    def set_state(
+        self,
+        conversation_id: str,
+        state: ConversationState | str,
+        *,
+        expected_version: int | None = None,
+    ) -> Conversation:
+        """Move the conversation to ``state`` (see :mod:`convstore.states`) and return it.
+
+        An illegal transition raises InvalidStateError; with ``expected_version``, a
+        conversation changed since that version raises ConcurrencyError instead.
+        """
+        check_id(conversation_id, "conversation_id")
+        wanted = parse_state(state)
+        if expected_version is not None:
+            check_seq(expected_version, "expected_version")
+        with self._unit(write=True) as session:
+            conversation = self._find(session, conversation_id)
+            if conversation is None:
+                raise ConversationNotFoundError(conversation_id)
+            if expected_version is not None and conversation.version != expected_version:
+                raise ConcurrencyError(
+                    f"conversation {conversation_id!r} is at version {conversation.version}, "
+                    f"not {expected_version}"
+                )
+            return self._move(session, conversation, wanted)
+
+    def begin_stream(
+        self,
+        conversation_id: str,
+        *,
+        role: str = "assistant",
+        message_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
+        type: str = "text",
+        sender_id: str | None = None,
+    ) -> Message:
+        """Append an empty message with status "streaming" and move the conversation to
+        streaming_response; its content arrives through :meth:`append_chunks` and is
+        settled by :meth:`finalize_stream` or :meth:`abort_stream`. Retrying with the
+        same ``message_id`` returns the message already begun."""
+        new = NewMessage(role, "", metadata, message_id, type, sender_id, None)
+        draft = replace(self._draft(new), status=MessageStatus.STREAMING)
+        check_id(conversation_id, "conversation_id")
+        with self._unit(write=True) as session:
+            conversation = self._writable(session, conversation_id)
+            updated, (message,) = self._append(session, conversation, [draft])
+            if updated.version != conversation.version:  # new, not a retry
+                self._move(session, updated, _STREAMING)
+        return message
+
+    def append_chunks(
+        self,
+        conversation_id: str,
+        message_id: str,
+        deltas: Sequence[str],
+        *,
+        first_seq: int | None = None,
+    ) -> list[Chunk]:
+        """Add pieces of a streaming message, numbered from ``first_seq`` (by default
+        after the last stored one), and return them. Resending chunks already stored
+        with the same text changes nothing; a number already used for other text is a
+        ConcurrencyError, and one beyond the next free number (a gap) an
+        InvalidInputError."""
+        check_id(conversation_id, "conversation_id")
+        check_id(message_id, "message_id")
+        texts = _chunk_texts(deltas, self.config.max_message_size)
+        if first_seq is not None and (check_seq(first_seq, "first_seq") or 0) < 1:
+            raise InvalidInputError("first_seq must be at least 1")
+        with self._unit(write=True) as session:
+            conversation = self._writable(session, conversation_id)
+            message = self._streaming(session, conversation_id, message_id)
+            last = session.last_chunk_seq(conversation_id, message_id)
+            start = last + 1 if first_seq is None else first_seq
+            if start > last + 1:
+                raise InvalidInputError(
+                    f"chunk {start} would leave a gap: message {message_id!r} has "
+                    f"{last} chunks, so the next is {last + 1}"
+                )
+            stored = session.get_chunks(conversation_id, message_id, start - 1, len(texts))
+            for chunk, text in zip(stored, texts, strict=False):
+                if chunk.delta != text:
+                    raise ConcurrencyError(
+                        f"chunk {chunk.seq} of message {message_id!r} was stored with "
+                        "other text; a retry must resend the same text"
+                    )
+            now = time.time()
+            fresh = [
+                Chunk.from_stored(
+                    {"message_id": message.id, "seq": start + i, "delta": text, "created_at": now}
+                )
+                for i, text in enumerate(texts[len(stored) :], start=len(stored))
+            ]
+            if fresh:
+                session.insert_chunks(conversation_id, fresh)
+                payload = {"message_id": message_id, "first_seq": fresh[0].seq}
+                payload["last_seq"] = fresh[-1].seq
+                _log(session, conversation, "chunks.appended", payload)
+        return stored + fresh
+
+    def append_chunk(
+        self, conversation_id: str, message_id: str, delta: str, *, seq: int | None = None
+    ) -> Chunk:
+        """Add one piece of a streaming message (see :meth:`append_chunks`)."""
+        return self.append_chunks(conversation_id, message_id, [delta], first_seq=seq)[0]
+
+    def get_chunks(
+        self, conversation_id: str, message_id: str, *, after: int = 0, limit: int | None = None
+    ) -> list[Chunk]:
+        """The message's chunks numbered above ``after``, in order: what a client that
+        saw chunk ``after`` missed. Raises MessageNotFoundError."""
+        check_id(conversation_id, "conversation_id")
+        check_id(message_id, "message_id")
+        after = check_seq(after, "after") or 0
+        limit, _ = check_page(limit, 0)
+        with self._unit(write=False) as session:
+            if self._stamp(session, conversation_id) is None:
+                raise ConversationNotFoundError(conversation_id)
+            if _owned(session.find_message(message_id), conversation_id) is None:
+                raise MessageNotFoundError(conversation_id, message_id)
+            return session.get_chunks(conversation_id, message_id, after, limit)
+
+    def finalize_stream(
+        self,
+        conversation_id: str,
+        message_id: str,
+        *,
+        finish_reason: str = "stop",
+        usage: Usage | Mapping[str, Any] | None = None,
+    ) -> Message:
+        """Complete a streaming message: its content becomes its chunks joined, its
+        usage is counted in the conversation's totals, and the conversation, if it was
+        streaming_response, awaits the user. Repeating the call returns the message."""
+        finish_reason = check_text(finish_reason, "finish_reason", MAX_TYPE_LENGTH)
+        checked_usage = check_usage(usage)
+        return self._settle(
+            conversation_id,
+            message_id,
+            MessageStatus.COMPLETE,
+            {"finish_reason": finish_reason},
+            checked_usage,
+            ConversationState.AWAITING_USER,
+        )
+
+    def abort_stream(
+        self, conversation_id: str, message_id: str, *, reason: str | None = None
+    ) -> Message:
+        """End a streaming message as failed: it keeps the chunks received so far as its
+        content, gets status "error", and the conversation, if it was
+        streaming_response, moves to error. Repeating the call returns the message."""
+        reason = check_text(reason, "reason", MAX_DESCRIPTION_LENGTH, optional=True)
+        return self._settle(
+            conversation_id,
+            message_id,
+            MessageStatus.ERROR,
+            {"error": reason or "aborted"},
+            None,
+            ConversationState.ERROR,
+        )
+
+    def fail_unfinished_streams(self, *, idle_for: float = 0.0) -> list[Message]:
+        """Abort every streaming message that received nothing for ``idle_for`` seconds
+        (all of them by default): replies left unfinished by a crashed writer. Run at
+        start-up by ``convstore serve``; returns the messages marked error."""
+        if isinstance(idle_for, bool) or not isinstance(idle_for, int | float) or idle_for < 0:
+            raise InvalidInputError(f"idle_for must be a non-negative number; got {idle_for!r}")
+        cutoff = time.time() - idle_for
+        with self._unit(write=False) as session:
+            stale = [m for m, last in session.streaming_messages() if last <= cutoff]
+        failed = []
+        for message in stale:
+            try:
+                failed.append(
+                    self.abort_stream(
+                        message.conversation_id,
+                        message.id,
+                        reason="interrupted: the stream was left unfinished",
+                    )
+                )
+            except (ConversationNotFoundError, MessageNotFoundError):
+                continue  # deleted meanwhile, or not this user's
+        return failed
+
+    # records --------------------------------------------------------------------------
+
+    def put_record(
+        self, namespace: str, key: str, value: dict[str, Any], *, ttl: float | None = None
+    ) -> bool:
+        """Keep a small JSON document under ``namespace`` and ``key`` (for ``ttl``
+        seconds, or for good), unless one is already there: False in that case.
+
+        Records are store-wide (a user's view sees them all): accounts and idempotency
+        keys live here.
+        """
+        namespace, key = _check_record_key(namespace, key)
+        value = check_metadata(value, "value")
+        if ttl is not None and (
+            isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0
+        ):
+            raise InvalidInputError(f"ttl must be None or a positive number; got {ttl!r}")
+        expires_at = None if ttl is None else time.time() + ttl
+        try:
+            with self._unit(write=True) as session:
+                found = session.get_record(namespace, key)
+                if found is not None and not _expired(found[1]):
+                    return False
+                session.put_record(namespace, key, value, expires_at)
+        except ConcurrencyError:  # another writer inserted the same key first
+            return False
+        return True
+
+    def get_record(self, namespace: str, key: str) -> dict[str, Any] | None:
+        """The record's value; None if there is none or it expired."""
+        namespace, key = _check_record_key(namespace, key)
+        with self._unit(write=False) as session:
+            found = session.get_record(namespace, key)
+        return None if found is None or _expired(found[1]) else found[0]
+
+    def list_records(self, namespace: str) -> list[tuple[str, dict[str, Any]]]:
+        """(key, value) of the namespace's live records, by key."""
+        namespace, _ = _check_record_key(namespace, "")
+        with self._unit(write=False) as session:
+            found = session.list_records(namespace)
+        return [(key, value) for key, value, expires_at in found if not _expired(expires_at)]
+
+    def delete_record(self, namespace: str, key: str) -> bool:
+        """Delete the record; False if there was none."""
+        namespace, key = _check_record_key(namespace, key)
+        with self._unit(write=True) as session:
+            return session.delete_record(namespace, key)
 
     # whole records, for backups and moving data -------------------------------------
 
@@ -440,7 +735,7 @@ class ConversationStore:
         one snapshot; None if it does not exist."""
         check_id(conversation_id, "conversation_id")
         with self._unit(write=False) as session:
-            conversation = session.get_conversation(conversation_id)
+            conversation = self._find(session, conversation_id)
             if conversation is None:
                 return None
             return conversation, session.get_all_messages(conversation_id)
@@ -456,6 +751,8 @@ class ConversationStore:
         matching.
         """
         check_import(conversation, messages)
+        if not self._sees(conversation):
+            raise InvalidInputError(f"owner_id must be {self._owner!r}, the store's user")
         with self._unit(write=True) as session:
             for message in messages:  # message ids are unique across the store
                 holder = session.find_message(message.id)
@@ -465,13 +762,13 @@ class ConversationStore:
                         f"{holder.conversation_id!r}"
                     )
             if session.get_stamp(conversation.id) is not None:
-                if not replace:
+                if not replace or self._find(session, conversation.id) is None:
                     raise ConcurrencyError(f"conversation {conversation.id!r} already exists")
                 session.delete_conversation(conversation.id)
             session.insert_conversation(conversation)
             if messages:
                 session.insert_messages(list(messages))
-            session.record_change(conversation.id, "conversation.imported", {})
+            _log(session, conversation, "conversation.imported", {})
         self._branches.invalidate(conversation.id)
 
     # search -------------------------------------------------------------------------
@@ -564,10 +861,10 @@ class ConversationStore:
         offset: int,
     ) -> list[tuple[Message, float]]:
         parsed = parse_query(query)
-        where = _message_scope(conversation_id, filters)
+        where = replace(_message_scope(conversation_id, filters), owner_id=self._owner)
         limit, offset = check_page(limit, offset)
         with self._unit(write=False) as session:
-            if conversation_id is not None and session.get_stamp(conversation_id) is None:
+            if conversation_id is not None and self._stamp(session, conversation_id) is None:
                 raise ConversationNotFoundError(conversation_id)
             if where.conversation_ids == ():
                 return []
@@ -586,7 +883,7 @@ class ConversationStore:
         embedder = self._embedder()
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("query must be a non-empty string")
-        where = _message_scope(conversation_id, filters)
+        where = replace(_message_scope(conversation_id, filters), owner_id=self._owner)
         vector = as_vectors(embedder, [query])[0]
         textual = (
             [m.id for m, _ in self._rank_messages(query, conversation_id, filters, depth, 0)]
@@ -594,7 +891,7 @@ class ConversationStore:
             else []
         )
         with self._unit(write=False) as session:
-            if conversation_id is not None and session.get_stamp(conversation_id) is None:
+            if conversation_id is not None and self._stamp(session, conversation_id) is None:
                 raise ConversationNotFoundError(conversation_id)
             source = _StoredVectors(session, embedder.name, where)
             near = self._vectors.nearest(
@@ -665,7 +962,7 @@ class ConversationStore:
         offset: int,
     ) -> list[tuple[Conversation, float]]:
         parsed = parse_query(query)
-        where = parse_conversation_filter(filters)
+        where = self._scoped(parse_conversation_filter(filters))
         limit, offset = check_page(limit, offset)
         search = ConversationSearch(parsed, where, bool(in_messages), limit, offset)
         with self._unit(write=False) as session:
@@ -711,6 +1008,106 @@ class ConversationStore:
 
     # internals ----------------------------------------------------------------------
 
+    def _sees(self, conversation: Conversation) -> bool:
+        """Whether this store (or user's view of it) may see the conversation."""
+        return self._owner is None or conversation.owner_id == self._owner
+
+    def _find(self, session: Session, conversation_id: str) -> Conversation | None:
+        """The conversation, if it exists and this store may see it."""
+        conversation = session.get_conversation(conversation_id)
+        return conversation if conversation is not None and self._sees(conversation) else None
+
+    def _stamp(self, session: Session, conversation_id: str) -> tuple[float, int] | None:
+        """The conversation's stamp, if it exists and this store may see it."""
+        if self._owner is None:
+            return session.get_stamp(conversation_id)
+        conversation = self._find(session, conversation_id)
+        return None if conversation is None else (conversation.created_at, conversation.version)
+
+    def _scoped(self, where: ConversationFilter | None) -> ConversationFilter:
+        """``where``, narrowed to this store's user (matching nothing for another user)."""
+        where = where or ConversationFilter()
+        if self._owner is None:
+            return where
+        if where.owner_id not in (None, self._owner):
+            return replace(where, conversation_ids=())
+        return replace(where, owner_id=self._owner)
+
+    def _writable(self, session: Session, conversation_id: str) -> Conversation:
+        """The conversation, which must exist, be visible and not be archived."""
+        conversation = self._find(session, conversation_id)
+        if conversation is None:
+            raise ConversationNotFoundError(conversation_id)
+        _check_writable(conversation)
+        return conversation
+
+    def _streaming(self, session: Session, conversation_id: str, message_id: str) -> Message:
+        """The message, which must be in the conversation and still streaming."""
+        message = _owned(session.find_message(message_id), conversation_id)
+        if message is None:
+            raise MessageNotFoundError(conversation_id, message_id)
+        if message.status is not MessageStatus.STREAMING:
+            raise InvalidStateError(
+                f"message {message_id!r} is {message.status.value}, not streaming"
+            )
+        return message
+
+    def _settle(
+        self,
+        conversation_id: str,
+        message_id: str,
+        status: MessageStatus,
+        note: dict[str, Any],
+        usage: Usage | None,
+        next_state: ConversationState,
+    ) -> Message:
+        """End a stream: content from the chunks, ``status``, ``note`` added to the
+        metadata, usage counted; the conversation moves on from streaming_response."""
+        check_id(conversation_id, "conversation_id")
+        check_id(message_id, "message_id")
+        with self._unit(write=True) as session:
+            conversation = self._writable(session, conversation_id)
+            message = _owned(session.find_message(message_id), conversation_id)
+            if message is not None and message.status is status:
+                return message  # a repeated call
+            message = self._streaming(session, conversation_id, message_id)
+            chunks = session.get_chunks(conversation_id, message_id, 0, None)
+            content = "".join(chunk.delta for chunk in chunks)
+            encode_content(content, self.config.max_message_size)
+            changes: dict[str, Any] = {
+                "content": content,
+                "status": status,
+                "metadata": {**message.metadata, **note},
+                "updated_at": time.time(),
+            }
+            if usage is not None:
+                changes["usage"] = usage
+            session.update_message(message_id, changes)
+            settled = message.model_copy(update=changes)
+            if status is MessageStatus.COMPLETE:
+                self._store_vectors(session, [settled], self._embed_contents([content]))
+            totals: dict[str, Any] = {}
+            if usage is not None:
+                totals["prompt_tokens"] = conversation.prompt_tokens + usage.prompt_tokens
+                totals["completion_tokens"] = (
+                    conversation.completion_tokens + usage.completion_tokens
+                )
+            payload = {"message_id": message_id, "status": status.value}
+            conversation = self._touch(session, conversation, totals, "message.updated", payload)
+            if conversation.state == _STREAMING:
+                self._move(session, conversation, next_state)
+        return settled
+
+    def _move(
+        self, session: Session, conversation: Conversation, state: ConversationState
+    ) -> Conversation:
+        """Move the conversation to ``state`` if the state machine allows it."""
+        if conversation.state == state:
+            return conversation
+        check_transition(conversation.id, conversation.state, state)
+        payload = {"from": conversation.state, "to": state.value}
+        return self._touch(session, conversation, {"state": state.value}, "state.changed", payload)
+
     def _draft(self, new: NewMessage) -> _Draft:
         encode_content(new.content, self.config.max_message_size)
         return _Draft(
@@ -751,9 +1148,10 @@ class ConversationStore:
         check_id(conversation_id, "conversation_id")
         vectors = self._embed_contents([d.content for d in drafts])
         with self._unit(write=True) as session:
-            conversation = session.get_conversation(conversation_id)
+            conversation = self._find(session, conversation_id)
             if conversation is None:
                 raise ConversationNotFoundError(conversation_id)
+            _check_writable(conversation)
             _, appended = self._append(session, conversation, drafts)
             self._store_vectors(session, appended, vectors)
         self._branches.invalidate(conversation_id)
@@ -786,7 +1184,7 @@ class ConversationStore:
                     "role": draft.role,
                     "type": draft.type,
                     "content": draft.content,
-                    "status": MessageStatus.COMPLETE,
+                    "status": draft.status,
                     "sender_id": draft.sender_id,
                     "created_at": now,
                     "updated_at": now,
@@ -804,16 +1202,20 @@ class ConversationStore:
         if not fresh:
             return conversation, result
         session.insert_messages(fresh)
+        changes: dict[str, Any] = {
+            "last_seq": seq,
+            "head_message_id": parent,
+            "message_count": conversation.message_count + len(fresh),
+            "prompt_tokens": conversation.prompt_tokens + prompt,
+            "completion_tokens": conversation.completion_tokens + completion,
+        }
+        if conversation.state == ConversationState.INITIAL:  # the first words make it active
+            changes["state"] = ConversationState.ACTIVE.value
+            _log(session, conversation, "state.changed", {"from": "initial", "to": "active"})
         updated = self._touch(
             session,
             conversation,
-            {
-                "last_seq": seq,
-                "head_message_id": parent,
-                "message_count": conversation.message_count + len(fresh),
-                "prompt_tokens": conversation.prompt_tokens + prompt,
-                "completion_tokens": conversation.completion_tokens + completion,
-            },
+            changes,
             "messages.appended",
             {"message_ids": [m.id for m in fresh], "first_seq": fresh[0].seq, "last_seq": seq},
             now=now,
@@ -836,7 +1238,7 @@ class ConversationStore:
             "updated_at": max(now or time.time(), conversation.updated_at),
         }
         session.update_conversation(conversation.id, values)
-        session.record_change(conversation.id, kind, payload)
+        _log(session, conversation, kind, payload)
         self._branches.invalidate(conversation.id)
         return conversation.model_copy(update=values)
 
@@ -941,6 +1343,55 @@ def check_import(conversation: Conversation, messages: Sequence[Message]) -> Non
         check_id(message.id, "message_id")
     if problems:
         raise InvalidInputError(f"cannot import {where}: {'; '.join(problems)}")
+
+
+_TRASH = "_trash"  # the records namespace of softly deleted conversations
+_STREAMING = ConversationState.STREAMING_RESPONSE
+_NAMESPACE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
+_MAX_RECORD_KEY = 255
+
+
+def _check_record_key(namespace: object, key: object) -> tuple[str, str]:
+    if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
+        raise InvalidInputError(
+            f"namespace must be 1-64 of a-z, 0-9, _ . - starting with a letter; got {namespace!r}"
+        )
+    return namespace, check_text(key, "key", _MAX_RECORD_KEY)
+
+
+def _chunk_texts(deltas: Sequence[str], max_bytes: int) -> list[str]:
+    if isinstance(deltas, str) or not isinstance(deltas, Sequence) or not deltas:
+        raise InvalidInputError("deltas must be a non-empty list of strings")
+    return [check_text(d, f"deltas[{i}]", max_bytes) for i, d in enumerate(deltas)]
+
+
+def _log(session: Session, conversation: Conversation, kind: str, payload: dict[str, Any]) -> None:
+    """Record a change of the conversation in the change feed, naming its owner so that
+    subscribers can be shown only their own changes."""
+    session.record_change(conversation.id, kind, {**payload, "owner_id": conversation.owner_id})
+
+
+def _check_writable(conversation: Conversation) -> None:
+    if conversation.state == ConversationState.ARCHIVED:
+        raise InvalidStateError(
+            f"conversation {conversation.id!r} is archived; make it active to change it"
+        )
+
+
+def _trash_form(conversation: Conversation, messages: Sequence[Message]) -> dict[str, Any]:
+    return {
+        "conversation": conversation.model_dump(mode="json"),
+        "messages": [m.model_dump(mode="json") for m in messages],
+    }
+
+
+def _from_trash_form(document: Mapping[str, Any]) -> tuple[Conversation, list[Message]]:
+    conversation = Conversation.model_validate(document["conversation"])
+    return conversation, [Message.model_validate(m) for m in document["messages"]]
+
+
+def _expired(expires_at: float | None) -> bool:
+    return expires_at is not None and expires_at <= time.time()
 
 
 def _owned(message: Message | None, conversation_id: str) -> Message | None:

@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from convstore.models import Conversation, Message
+from convstore.models import Chunk, Conversation, Message
 from convstore.queries import (
     BranchPage,
     ConversationFilter,
@@ -96,6 +96,37 @@ class Session(Protocol):
     def rank_conversations(self, search: ConversationSearch) -> list[tuple[Conversation, float]]:
         """A page of the conversations matching the search, best first, with scores.
         Matches in names and descriptions count for more than matches in messages."""
+
+    # streamed replies
+    def insert_chunks(self, conversation_id: str, chunks: Sequence[Chunk]) -> None:
+        """Store chunks of a streaming message of the conversation (new seq numbers)."""
+
+    def get_chunks(
+        self, conversation_id: str, message_id: str, after: int, limit: int | None
+    ) -> list[Chunk]:
+        """Up to ``limit`` chunks of the message with seq > ``after``, by seq."""
+
+    def last_chunk_seq(self, conversation_id: str, message_id: str) -> int:
+        """The highest chunk seq of the message (0 when it has none)."""
+
+    def streaming_messages(self) -> list[tuple[Message, float]]:
+        """Every message still streaming, with the time of its last chunk (or of its
+        creation, if it has none)."""
+
+    # records
+    def get_record(self, namespace: str, key: str) -> tuple[dict[str, Any], float | None] | None:
+        """The record's value and expiry time, expired or not; None if there is none."""
+
+    def put_record(
+        self, namespace: str, key: str, value: Mapping[str, Any], expires_at: float | None
+    ) -> None:
+        """Store the record, replacing one of that namespace and key."""
+
+    def delete_record(self, namespace: str, key: str) -> bool:
+        """Delete the record; False if there was none."""
+
+    def list_records(self, namespace: str) -> list[tuple[str, dict[str, Any], float | None]]:
+        """(key, value, expires_at) of every record of the namespace, by key."""
 
     # embeddings
     def put_embeddings(self, model: str, vectors: Mapping[str, bytes]) -> None:

@@ -112,6 +112,12 @@ def _refreshed(cached: _Matrix | None, mark: int, source: VectorSource, dims: in
     return _Matrix.of(mark, source.read_all(), dims)
 
 
+# changes that leave every vector as it was
+_NO_VECTORS = frozenset(
+    {"conversation.created", "conversation.updated", "state.changed", "chunks.appended"}
+)
+
+
 def _touched(changes: Sequence[Change]) -> set[str] | None:
     """The message ids whose vectors the changes may have added, replaced or removed;
     None when a change (a deleted or imported conversation) calls for a full reload."""
@@ -121,7 +127,7 @@ def _touched(changes: Sequence[Change]) -> set[str] | None:
             touched.update(change.payload.get("message_ids", ()))
         elif change.kind == "message.updated":
             touched.add(change.payload["message_id"])
-        elif change.kind not in ("conversation.created", "conversation.updated"):
+        elif change.kind not in _NO_VECTORS:
             return None
     return touched
 

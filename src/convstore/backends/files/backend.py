@@ -9,6 +9,9 @@ Layout under the store's directory::
     index/conversations.journal  changes to the index since that snapshot
     index/changes.log            the change feed, one JSON line per change
     index/index.lock             guards the index files
+    records/records.json         small JSON documents by namespace and key (snapshot)
+    records/records.journal      changes to them since that snapshot
+    records/records.lock         guards the records files
     backups/                     backups (see convstore.backup)
     temp/                        files being written, renamed into place when whole
 
@@ -43,7 +46,7 @@ from convstore.errors import ConfigurationError, DataIntegrityError
 from convstore.fileio import write_atomic
 from convstore.ids import check_id, is_valid_id
 from convstore.locks import FileLock
-from convstore.models import Conversation, Message, MessageStatus, Role, Usage
+from convstore.models import Chunk, Conversation, Message, MessageStatus, Role, Usage
 from convstore.queries import (
     BranchPage,
     ConversationFilter,
@@ -84,6 +87,7 @@ class _ConversationState:
     applied: int
     mark: Mark
     embeddings: dict[str, dict[str, bytes]] = field(default_factory=dict)  # model -> id -> vector
+    chunks: dict[str, list[Chunk]] = field(default_factory=dict)  # message id -> chunks by seq
     _ordered: list[Message] | None = None
     # the search index of this conversation: each message's terms, made when first needed
     _terms: dict[str, tuple[list[str], set[str]]] = field(default_factory=dict)
@@ -106,7 +110,8 @@ class _ConversationState:
     def apply(self, op: Mapping[str, Any]) -> None:
         """Change the state as one journal operation says."""
         kind = op["op"]
-        self._ordered = None
+        if kind not in ("chunks", "embed"):  # those leave the messages as they are
+            self._ordered = None
         if kind == "update":
             self.conversation = self.conversation.model_copy(update=op["values"])
         elif kind == "messages":
@@ -123,7 +128,12 @@ class _ConversationState:
             for message_id in op["ids"]:
                 self.messages.pop(message_id, None)
                 self._terms.pop(message_id, None)
+                self.chunks.pop(message_id, None)
             self._drop_vectors(op["ids"])
+        elif kind == "chunks":
+            for record in op["records"]:
+                chunk = Chunk.model_validate(record)
+                self.chunks.setdefault(chunk.message_id, []).append(chunk)
         elif kind == "embed":
             vectors = self.embeddings.setdefault(op["model"], {})
             vectors.update((i, base64.b64decode(v)) for i, v in op["vectors"].items())
@@ -151,6 +161,7 @@ class _ConversationState:
                 model: {i: base64.b64encode(v).decode() for i, v in vectors.items()}
                 for model, vectors in self.embeddings.items()
             },
+            "chunks": [c.model_dump() for chunks in self.chunks.values() for c in chunks],
         }
 
 
@@ -192,6 +203,33 @@ class _IndexState:
         }
 
 
+@dataclass
+class _RecordsState:
+    """The records as their files say, up to ``mark``: (namespace, key) -> value, expiry."""
+
+    items: dict[tuple[str, str], tuple[dict[str, Any], float | None]] = field(default_factory=dict)
+    applied: int = 0
+    mark: Mark = field(default_factory=lambda: Mark(None, None, 0))
+
+    def apply(self, op: Mapping[str, Any]) -> None:
+        key = (op["namespace"], op["key"])
+        if op["op"] == "put":
+            self.items[key] = (op["value"], op["expires_at"])
+        else:
+            self.items.pop(key, None)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "format": "convstore.records",
+            "version": FORMAT_VERSION,
+            "applied": self.applied,
+            "records": [
+                {"op": "put", "namespace": ns, "key": key, "value": value, "expires_at": expiry}
+                for (ns, key), (value, expiry) in sorted(self.items.items())
+            ],
+        }
+
+
 # the backend ---------------------------------------------------------------------------
 
 
@@ -218,6 +256,16 @@ class FilesBackend:
             root=self.root,
         )
         self.changes_file = self.index_dir / "changes.log"
+        records_dir = self.root / "records"
+        records_dir.mkdir(exist_ok=True)
+        self.records_file = JournaledFile(
+            records_dir / "records.json",
+            records_dir / "records.journal",
+            self.temp_dir,
+            fsync=self._fsync,
+            root=self.root,
+        )
+        self._records: _RecordsState | None = None
         self._states: OrderedDict[str, _ConversationState] = OrderedDict()
         self._capacity = max(config.max_cache_size, _MIN_CACHED_STATES)
         self._index: _IndexState | None = None
@@ -257,6 +305,56 @@ class FilesBackend:
 
     def index_lock(self, *, shared: bool) -> FileLock:
         return FileLock(self.index_dir / "index.lock", shared=shared, timeout=self.lock_timeout)
+
+    def records_lock(self, *, shared: bool) -> FileLock:
+        path = self.records_file.snapshot.with_suffix(".lock")
+        return FileLock(path, shared=shared, timeout=self.lock_timeout)
+
+    # records (the caller holds the records lock) ---------------------------------------
+
+    def records(self) -> _RecordsState:
+        """The records as their files say now."""
+        with self.guard:
+            if self._records is not None:
+                newer = self.records_file.load_since(self._records.mark)
+                if newer is not None:
+                    for entry in newer.entries:
+                        self._apply_records(self._records, entry)
+                    self._records.mark = newer.mark
+                    return self._records
+            loaded = self.records_file.load()
+            state = _RecordsState()
+            if loaded.snapshot is not None:
+                _check_format(loaded.snapshot, "convstore.records", self.records_file.snapshot)
+                self._apply_records(
+                    state, {"n": loaded.snapshot["applied"], "ops": loaded.snapshot["records"]}
+                )
+            for entry in loaded.entries:
+                self._apply_records(state, entry)
+            state.mark = loaded.mark
+            self._records = state
+            return state
+
+    def _apply_records(self, state: _RecordsState, entry: Mapping[str, Any]) -> None:
+        try:
+            for op in entry["ops"]:
+                state.apply(op)
+        except (KeyError, TypeError) as exc:
+            raise DataIntegrityError(f"{self.records_file.journal} holds a bad entry") from exc
+        state.applied = entry["n"]
+
+    def write_records(self, state: _RecordsState, ops: list[dict[str, Any]]) -> None:
+        """Journal a unit's record changes, already applied to ``state``."""
+        with self.guard:
+            state.applied += 1
+            state.mark = self.records_file.append({"n": state.applied, "ops": ops}, state.mark)
+            snapshot_size, journal_size = self.records_file.sizes()
+            if journal_size > max(snapshot_size, _MIN_COMPACT_BYTES):
+                state.mark = self.records_file.write_snapshot(state.document(), compress=False)
+
+    def forget_records(self) -> None:
+        with self.guard:
+            self._records = None
 
     # conversation states (the caller holds the conversation's lock) --------------------
 
@@ -522,6 +620,9 @@ class FilesSession:
         self._new_ids: dict[str, str] = {}
         self._gone_ids: list[str] = []
         self._changes: list[dict[str, Any]] = []
+        self._records: _RecordsState | None = None  # held (and locked) once touched
+        self._records_lock: FileLock | None = None
+        self._record_ops: list[dict[str, Any]] = []
 
     def __enter__(self) -> FilesSession:
         return self
@@ -536,15 +637,22 @@ class FilesSession:
             if exc_type is None and self._write:
                 self._commit()
             elif self._write:
-                for conversation_id in self._states:
-                    self._backend.forget(conversation_id)
+                self._forget_all()
         except BaseException:
-            for conversation_id in self._states:
-                self._backend.forget(conversation_id)
+            self._forget_all()
             raise
         finally:
             for lock in self._locks.values():
                 lock.release()
+            if self._records_lock is not None:
+                self._records_lock.release()
+
+    def _forget_all(self) -> None:
+        """After a rollback the files are the truth again."""
+        for conversation_id in self._states:
+            self._backend.forget(conversation_id)
+        if self._record_ops:
+            self._backend.forget_records()
 
     # reading ------------------------------------------------------------------------
 
@@ -685,10 +793,9 @@ class FilesSession:
         )
 
     def rank_messages(self, search: MessageSearch) -> list[tuple[Message, float]]:
-        candidates = search.where.conversation_ids
         found: list[Message] = []
         documents: list[list[str]] = []
-        for state in self._states_in(candidates):
+        for state in self._states_in(search.where):
             for message in state.ordered():
                 terms, singles = state.terms(message)
                 if message_matches(message, search.where) and search.query.matches_terms(
@@ -740,7 +847,7 @@ class FilesSession:
     ) -> list[tuple[str, bytes]]:
         wanted = None if message_ids is None else set(message_ids)
         found: list[tuple[str, bytes]] = []
-        for state in self._states_in(where.conversation_ids):
+        for state in self._states_in(where):
             vectors = state.embeddings.get(model, {})
             found.extend(
                 (m.id, vectors[m.id])
@@ -766,7 +873,7 @@ class FilesSession:
 
     def messages_without_embeddings(self, model: str, limit: int) -> list[Message]:
         missing: list[Message] = []
-        for state in self._states_in(None):
+        for state in self._states_in(MessageFilter()):
             vectors = state.embeddings.get(model, {})
             missing.extend(m for m in state.ordered() if m.id not in vectors)
             if len(missing) >= limit:
@@ -776,12 +883,90 @@ class FilesSession:
     def change_mark(self) -> int:
         return self._index().last_change
 
-    def _states_in(self, scope: tuple[str, ...] | None) -> Iterator[_ConversationState]:
-        """The states of the conversations in ``scope`` (all when None), read briefly."""
+    def _states_in(self, where: MessageFilter) -> Iterator[_ConversationState]:
+        """The states of the conversations the filter's messages may be in, read briefly."""
+        scope = where.conversation_ids
+        if where.owner_id is not None:
+            index = self._index().conversations
+            scope = tuple(
+                cid
+                for cid in (index if scope is None else scope)
+                if cid in index and index[cid].owner_id == where.owner_id
+            )
         for conversation_id in sorted(self._index().conversations if scope is None else scope):
             state = self._peek(conversation_id)
             if state is not None:
                 yield state
+
+    # streamed replies ---------------------------------------------------------------
+
+    def insert_chunks(self, conversation_id: str, chunks: Sequence[Chunk]) -> None:
+        self._record(conversation_id, {"op": "chunks", "records": [c.model_dump() for c in chunks]})
+
+    def get_chunks(
+        self, conversation_id: str, message_id: str, after: int, limit: int | None
+    ) -> list[Chunk]:
+        state = self._state(conversation_id)
+        chunks = [] if state is None else state.chunks.get(message_id, [])
+        newer = [c for c in chunks if c.seq > after]
+        return newer if limit is None else newer[:limit]
+
+    def last_chunk_seq(self, conversation_id: str, message_id: str) -> int:
+        state = self._state(conversation_id)
+        chunks = None if state is None else state.chunks.get(message_id)
+        return chunks[-1].seq if chunks else 0
+
+    def streaming_messages(self) -> list[tuple[Message, float]]:
+        found = []
+        for state in self._states_in(MessageFilter()):
+            for message in state.messages.values():
+                if message.status is MessageStatus.STREAMING:
+                    chunks = state.chunks.get(message.id)
+                    found.append((message, chunks[-1].created_at if chunks else message.created_at))
+        return found
+
+    # records ------------------------------------------------------------------------
+
+    def _held_records(self) -> _RecordsState:
+        """The records: locked until the unit ends when writing, briefly when reading."""
+        if self._records is not None:
+            return self._records
+        if not self._write:
+            with self._backend.records_lock(shared=True):
+                return self._backend.records()
+        self._records_lock = self._backend.records_lock(shared=False)
+        self._records_lock.acquire()
+        self._records = self._backend.records()
+        return self._records
+
+    def get_record(self, namespace: str, key: str) -> tuple[dict[str, Any], float | None] | None:
+        return self._held_records().items.get((namespace, key))
+
+    def put_record(
+        self, namespace: str, key: str, value: Mapping[str, Any], expires_at: float | None
+    ) -> None:
+        op = {
+            "op": "put",
+            "namespace": namespace,
+            "key": key,
+            "value": dict(value),
+            "expires_at": expires_at,
+        }
+        self._held_records().apply(op)
+        self._record_ops.append(op)
+
+    def delete_record(self, namespace: str, key: str) -> bool:
+        records = self._held_records()
+        if (namespace, key) not in records.items:
+            return False
+        op = {"op": "delete", "namespace": namespace, "key": key}
+        records.apply(op)
+        self._record_ops.append(op)
+        return True
+
+    def list_records(self, namespace: str) -> list[tuple[str, dict[str, Any], float | None]]:
+        items = self._held_records().items
+        return [(k, v, e) for (ns, k), (v, e) in sorted(items.items()) if ns == namespace]
 
     # change feed --------------------------------------------------------------------
 
@@ -799,6 +984,8 @@ class FilesSession:
 
     def _commit(self) -> None:
         backend = self._backend
+        if self._records is not None and self._record_ops:
+            backend.write_records(self._records, self._record_ops)
         entry: dict[str, Any] = {"set": {}, "drop": [], "ids": {}, "unids": []}
         for conversation_id, state in self._states.items():
             if conversation_id in self._deleted:
@@ -864,6 +1051,7 @@ def _state_from(loaded: Loaded, files: JournaledFile) -> _ConversationState:
                 for model, vectors in document.get("embeddings", {}).items()
             },
         )
+        state.apply({"op": "chunks", "records": document.get("chunks", [])})
     except (KeyError, TypeError, ValueError) as exc:
         raise DataIntegrityError(f"{files.snapshot} is damaged: {exc}") from exc
     for entry in loaded.entries:

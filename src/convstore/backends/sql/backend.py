@@ -22,8 +22,10 @@ from convstore.backends.sql.schema import (
     conversation_search,
     conversations,
     embeddings,
+    message_chunks,
     message_search,
     messages,
+    records,
 )
 from convstore.config import ConversationManagerConfig
 from convstore.errors import (
@@ -32,7 +34,7 @@ from convstore.errors import (
     LockTimeoutError,
     StorageError,
 )
-from convstore.models import Conversation, Message, MessageStatus, Role, Usage
+from convstore.models import Chunk, Conversation, Message, MessageStatus, Role, Usage
 from convstore.queries import (
     BranchPage,
     ConversationFilter,
@@ -321,6 +323,8 @@ class SqlSession:
             columns["content"] = dump_json(columns["content"])
         if "metadata" in columns:
             columns["meta"] = columns.pop("metadata")
+        if isinstance(columns.get("usage"), Usage):
+            columns["usage"] = columns["usage"].model_dump()
         self.conn.execute(sa.update(messages).where(messages.c.id == message_id).values(**columns))
 
     def delete_messages(self, conversation_id: str, message_ids: Sequence[str]) -> None:
@@ -422,6 +426,59 @@ class SqlSession:
         )
         rows = self.conn.execute(stmt, params).all()
         return [(_conversation(row[:-1]), -row[-1]) for row in rows]
+
+    # streamed replies ---------------------------------------------------------------
+
+    def insert_chunks(self, conversation_id: str, chunks: Sequence[Chunk]) -> None:
+        self._run(_INSERT_CHUNK, [chunk.model_dump() for chunk in chunks])
+
+    def get_chunks(
+        self, conversation_id: str, message_id: str, after: int, limit: int | None
+    ) -> list[Chunk]:
+        stmt = _CHUNKS_AFTER if limit is None else _CHUNKS_AFTER.limit(limit)
+        rows = self.conn.execute(stmt, {"message_id": message_id, "after": after}).all()
+        return [Chunk.from_stored(dict(zip(_CHUNK_FIELDS, row, strict=True))) for row in rows]
+
+    def last_chunk_seq(self, conversation_id: str, message_id: str) -> int:
+        rows = self._rows(_LAST_CHUNK_SEQ, message_id=message_id)
+        return int(rows[0][0])
+
+    def streaming_messages(self) -> list[tuple[Message, float]]:
+        last_chunk = (
+            sa.select(sa.func.max(message_chunks.c.created_at))
+            .where(message_chunks.c.message_id == messages.c.id)
+            .scalar_subquery()
+        )
+        stmt = sa.select(*_MESSAGE_COLUMNS, sa.func.coalesce(last_chunk, messages.c.created_at))
+        rows = self.conn.execute(stmt.where(messages.c.status == "streaming")).all()
+        return [(_message(row[:-1]), float(row[-1])) for row in rows]
+
+    # records ------------------------------------------------------------------------
+
+    def get_record(self, namespace: str, key: str) -> tuple[dict[str, Any], float | None] | None:
+        rows = self._rows(_GET_RECORD, namespace=namespace, key=key)
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def put_record(
+        self, namespace: str, key: str, value: Mapping[str, Any], expires_at: float | None
+    ) -> None:
+        self.delete_record(namespace, key)
+        row = {"namespace": namespace, "key": key, "value": dict(value), "expires_at": expires_at}
+        self._run(_INSERT_RECORD, [row])
+
+    def delete_record(self, namespace: str, key: str) -> bool:
+        deleted = self.conn.execute(
+            sa.delete(records).where(records.c.namespace == namespace, records.c.key == key)
+        )
+        return bool(deleted.rowcount)
+
+    def list_records(self, namespace: str) -> list[tuple[str, dict[str, Any], float | None]]:
+        stmt = (
+            sa.select(records.c.key, records.c.value, records.c.expires_at)
+            .where(records.c.namespace == namespace)
+            .order_by(records.c.key)
+        )
+        return [(row[0], row[1], row[2]) for row in self.conn.execute(stmt).all()]
 
     # embeddings ---------------------------------------------------------------------
 
@@ -568,6 +625,23 @@ _UPDATE_MESSAGE_TEXT = sa.update(message_search).where(
     message_search.c.message_id == sa.bindparam("target_id")
 )
 _INSERT_CONVERSATION_TEXT = sa.insert(conversation_search)
+_INSERT_CHUNK = sa.insert(message_chunks)
+_CHUNK_FIELDS = ["message_id", "seq", "delta", "created_at"]
+_CHUNKS_AFTER = (
+    sa.select(*(message_chunks.c[name] for name in _CHUNK_FIELDS))
+    .where(
+        message_chunks.c.message_id == sa.bindparam("message_id"),
+        message_chunks.c.seq > sa.bindparam("after"),
+    )
+    .order_by(message_chunks.c.seq)
+)
+_LAST_CHUNK_SEQ = sa.select(sa.func.coalesce(sa.func.max(message_chunks.c.seq), 0)).where(
+    message_chunks.c.message_id == sa.bindparam("message_id")
+)
+_GET_RECORD = sa.select(records.c.value, records.c.expires_at).where(
+    records.c.namespace == sa.bindparam("namespace"), records.c.key == sa.bindparam("key")
+)
+_INSERT_RECORD = sa.insert(records)
 _UPDATE_CONVERSATION_TEXT = sa.update(conversation_search).where(
     conversation_search.c.conversation_id == sa.bindparam("target_id")
 )
@@ -676,8 +750,11 @@ def _conversation_conditions(where: ConversationFilter) -> list[sa.ColumnElement
 
 
 def _message_conditions(where: MessageFilter) -> list[sa.ColumnElement[bool]]:
+    """Conditions on messages joined to their conversations."""
     c = messages.c
     conditions: list[sa.ColumnElement[bool]] = []
+    if where.owner_id is not None:
+        conditions.append(conversations.c.owner_id == where.owner_id)
     if where.conversation_ids is not None:
         conditions.append(c.conversation_id.in_(where.conversation_ids))
     if where.roles is not None:

@@ -62,6 +62,12 @@ messages = sa.Table(
     sa.UniqueConstraint("conversation_id", "seq", name="uq_messages_conversation_seq"),
     sa.Index("ix_messages_branch", "conversation_id", "active", "seq"),
     sa.Index("ix_messages_parent", "conversation_id", "parent_id"),
+    sa.Index(
+        "ix_messages_streaming",
+        "conversation_id",
+        sqlite_where=sa.text("status = 'streaming'"),
+        postgresql_where=sa.text("status = 'streaming'"),
+    ),
 )
 
 message_chunks = sa.Table(
@@ -138,4 +144,15 @@ embeddings = sa.Table(
     ),
     sa.Column("model", sa.String(128), primary_key=True),
     sa.Column("vector", sa.LargeBinary, nullable=False),
+)
+
+# Small JSON documents by namespace and key: accounts, idempotency keys, soft-deleted
+# conversations. ``expires_at`` (epoch seconds) marks documents the store may drop.
+records = sa.Table(
+    "records",
+    metadata,
+    sa.Column("namespace", sa.String(64), primary_key=True),
+    sa.Column("key", sa.String(255), primary_key=True),
+    sa.Column("value", JSONDoc, nullable=False),
+    sa.Column("expires_at", sa.Double),
 )

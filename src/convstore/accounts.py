@@ -1,0 +1,115 @@
+"""Users and their API keys, kept as records in the store (so every server process
+sharing the store shares them).
+
+A key reads ``cs_<key id>_<secret>``. Only the SHA-256 of the secret is stored: the
+secret is 256 random bits, so a fast hash is enough (there is no password to guess), and
+a stolen copy of the store yields no usable key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from convstore.errors import ConcurrencyError, InvalidInputError
+from convstore.ids import check_id, is_valid_id, new_id
+from convstore.store import ConversationStore
+from convstore.validation import check_text
+
+USERS = "users"
+KEYS = "api-keys"
+_PREFIX = "cs"
+MAX_USER_NAME = 200
+
+
+@dataclass(frozen=True)
+class User:
+    """Someone who may use the API; conversations they create are theirs."""
+
+    id: str
+    name: str
+    created_at: float
+
+
+class Accounts:
+    """Add users, issue and revoke their keys, and tell who a key belongs to."""
+
+    def __init__(self, store: ConversationStore) -> None:
+        self._store = store
+
+    def add_user(self, name: str, *, user_id: str | None = None) -> tuple[User, str]:
+        """Create a user and a first key; the key is returned only this once."""
+        name = check_text(name, "name", MAX_USER_NAME).strip()
+        if not name:
+            raise InvalidInputError("name must not be empty")
+        user = User(user_id or new_id(), name, time.time())
+        check_id(user.id, "user_id")
+        if not self._store.put_record(
+            USERS, user.id, {"name": name, "created_at": user.created_at}
+        ):
+            raise ConcurrencyError(f"user {user.id!r} already exists")
+        return user, self.issue_key(user.id)
+
+    def get_user(self, user_id: str) -> User | None:
+        check_id(user_id, "user_id")
+        return _user(user_id, self._store.get_record(USERS, user_id))
+
+    def list_users(self) -> list[User]:
+        """Every user, by id (which is also by creation time)."""
+        return [
+            user
+            for user_id, value in self._store.list_records(USERS)
+            if (user := _user(user_id, value)) is not None
+        ]
+
+    def issue_key(self, user_id: str) -> str:
+        """A new key for the user (they may hold several); returned only this once."""
+        if self.get_user(user_id) is None:
+            raise InvalidInputError(f"there is no user {user_id!r}")
+        key_id, secret = new_id(), secrets.token_urlsafe(32)
+        record = {"user_id": user_id, "hash": _digest(secret), "created_at": time.time()}
+        self._store.put_record(KEYS, key_id, record)
+        return f"{_PREFIX}_{key_id}_{secret}"
+
+    def authenticate(self, key: object) -> User | None:
+        """The user the key belongs to; None for a malformed, unknown or revoked key."""
+        parts = _parts(key)
+        if parts is None:
+            return None
+        key_id, secret = parts
+        record = self._store.get_record(KEYS, key_id)
+        if record is None or not hmac.compare_digest(str(record["hash"]), _digest(secret)):
+            return None
+        return self.get_user(str(record["user_id"]))
+
+    def revoke_key(self, key: str) -> bool:
+        """Revoke a key, given whole or by its id (the part after ``cs_``); False if
+        there was no such key."""
+        parts = _parts(key)
+        key_id = parts[0] if parts is not None else key
+        if not isinstance(key_id, str) or not is_valid_id(key_id):
+            raise InvalidInputError("key must be an API key or a key id")
+        return self._store.delete_record(KEYS, key_id)
+
+
+def _parts(key: object) -> tuple[str, str] | None:
+    if not isinstance(key, str):
+        return None
+    pieces = key.split("_", 2)
+    if len(pieces) != 3 or pieces[0] != _PREFIX or not is_valid_id(pieces[1]) or not pieces[2]:
+        return None
+    return pieces[1], pieces[2]
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _user(user_id: str, value: dict[str, Any] | None) -> User | None:
+    if value is None:
+        return None
+    return User(user_id, str(value["name"]), float(value["created_at"]))

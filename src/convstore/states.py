@@ -1,0 +1,66 @@
+"""The conversation state machine: the states an agent conversation moves through, and
+the transitions allowed between them, written once as data.
+
+The store checks every change of state against :data:`TRANSITIONS`; an illegal one is an
+:class:`~convstore.errors.InvalidStateError`. Streaming a reply moves the conversation
+through ``streaming_response`` on its own (see ``ConversationStore.begin_stream``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from convstore.errors import InvalidInputError, InvalidStateError
+
+
+class ConversationState(StrEnum):
+    """Where a conversation is in its life."""
+
+    INITIAL = "initial"  # created, nothing said yet
+    ACTIVE = "active"  # in use, no turn pending
+    AWAITING_USER = "awaiting_user"  # the assistant answered; the user's turn
+    AWAITING_LLM = "awaiting_llm"  # a model call is pending
+    PROCESSING_TOOL = "processing_tool"  # a tool call is running
+    PROCESSING_WORKFLOW = "processing_workflow"  # a multi-step workflow is running
+    STREAMING_RESPONSE = "streaming_response"  # an assistant reply is being streamed
+    ERROR = "error"  # the last turn failed
+    ARCHIVED = "archived"  # read-only until made active again
+
+
+S = ConversationState
+_TURN_OUTCOMES = frozenset({S.AWAITING_USER, S.ACTIVE, S.ERROR})
+_WORK = frozenset({S.AWAITING_LLM, S.PROCESSING_TOOL, S.PROCESSING_WORKFLOW, S.STREAMING_RESPONSE})
+
+TRANSITIONS: dict[ConversationState, frozenset[ConversationState]] = {
+    S.INITIAL: _WORK | _TURN_OUTCOMES | {S.ARCHIVED},
+    S.ACTIVE: _WORK | {S.AWAITING_USER, S.ERROR, S.ARCHIVED},
+    S.AWAITING_USER: _WORK | {S.ACTIVE, S.ERROR, S.ARCHIVED},
+    S.AWAITING_LLM: (_WORK - {S.AWAITING_LLM}) | _TURN_OUTCOMES,
+    S.PROCESSING_TOOL: (_WORK - {S.PROCESSING_TOOL}) | _TURN_OUTCOMES,
+    S.PROCESSING_WORKFLOW: (_WORK - {S.PROCESSING_WORKFLOW}) | _TURN_OUTCOMES,
+    S.STREAMING_RESPONSE: (_WORK - {S.STREAMING_RESPONSE}) | _TURN_OUTCOMES,
+    S.ERROR: _WORK | {S.ACTIVE, S.AWAITING_USER, S.ARCHIVED},
+    S.ARCHIVED: frozenset({S.ACTIVE}),
+}
+"""For each state, the states it may move to. Staying in a state is always allowed."""
+
+_BY_NAME = {state.value: state for state in ConversationState}
+
+
+def parse_state(value: object) -> ConversationState:
+    """``value`` as a ConversationState, or InvalidInputError naming the valid ones."""
+    if isinstance(value, str) and value in _BY_NAME:
+        return _BY_NAME[value]
+    names = ", ".join(_BY_NAME)
+    raise InvalidInputError(f"state must be one of {names}; got {value!r}")
+
+
+def check_transition(conversation_id: str, current: str, wanted: ConversationState) -> None:
+    """Raise InvalidStateError unless a conversation in ``current`` may move to ``wanted``."""
+    state = parse_state(current)
+    if wanted != state and wanted not in TRANSITIONS[state]:
+        allowed = ", ".join(sorted(s.value for s in TRANSITIONS[state]))
+        raise InvalidStateError(
+            f"conversation {conversation_id!r} is {state.value} and cannot become "
+            f"{wanted.value} (allowed: {allowed})"
+        )
