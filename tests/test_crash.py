@@ -33,11 +33,26 @@ while True:
     i += 1
 """
 
+# Streams one reply forever, printing each chunk's seq once append_chunk has returned.
+STREAMER = """
+import sys
+import convstore
 
-def run_and_kill(url: str, conversation_id: str, seconds: float) -> list[str]:
-    """Run the writer, SIGKILL it after ``seconds`` of appending; the ids it acknowledged."""
+store = convstore.open(sys.argv[1])
+conversation_id = sys.argv[2]
+reply = store.begin_stream(conversation_id, message_id="reply")
+i = 0
+while True:
+    i += 1
+    store.append_chunk(conversation_id, reply.id, f"<{i}>", seq=i)
+    print(i, flush=True)
+"""
+
+
+def run_and_kill(url: str, conversation_id: str, seconds: float, script: str = WRITER) -> list[str]:
+    """Run the writer, SIGKILL it after ``seconds`` of writing; what it acknowledged."""
     child = subprocess.Popen(
-        [sys.executable, "-c", WRITER, url, conversation_id],
+        [sys.executable, "-c", script, url, conversation_id],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -82,6 +97,32 @@ def test_sigkill_mid_append_loses_nothing_acknowledged(
         assert conversation.message_count == len(messages)
         store.append_message(chat, "user", "after the crash")  # and it takes writes again
         assert store.get_messages(chat)[-1].seq == len(messages) + 1
+
+
+@pytest.mark.parametrize("backend", SHARED_BACKENDS)
+@pytest.mark.parametrize("trial", range(5))
+def test_a_reply_streaming_when_its_writer_dies_is_marked_error_on_restart(
+    backend: str, tmp_path: Path, trial: int
+) -> None:
+    url = backend_url(backend, tmp_path)
+    with convstore.open(url) as store:
+        chat = store.create_conversation("crash").id
+        store.append_message(chat, "user", "go")
+    seconds = random.Random(trial).uniform(0.0, 0.2)
+    acknowledged = run_and_kill(url, chat, seconds, STREAMER)
+    assert acknowledged, "the streamer must have written something before it was killed"
+
+    with convstore.open(url) as store:
+        assert store.check_integrity() == []
+        chunks = store.get_chunks(chat, "reply")
+        assert [c.seq for c in chunks][: len(acknowledged)] == [int(n) for n in acknowledged]
+        assert len(chunks) - len(acknowledged) in (0, 1)
+        (failed,) = store.fail_unfinished_streams()
+        assert failed.id == "reply"
+        assert failed.status is convstore.MessageStatus.ERROR
+        assert failed.content == "".join(c.delta for c in chunks)
+        assert store.get_conversation(chat).state == "error"  # type: ignore[union-attr]
+        assert store.get_chunks(chat, "reply") == chunks
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,8 @@ from hypothesis.stateful import (
 )
 
 import convstore
-from convstore import InvalidInputError
+from convstore import ConversationState, InvalidInputError, InvalidStateError
+from convstore.states import TRANSITIONS
 from tests.conftest import BACKENDS, backend_url
 
 text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=20)
@@ -42,6 +43,8 @@ json_values = st.recursive(
 contents = text | st.lists(json_values, max_size=3) | st.dictionaries(text, json_values, max_size=3)
 metadata = st.dictionaries(text, json_values, max_size=2)
 roles = st.sampled_from(["system", "user", "assistant", "tool"])
+# archived is left out: it would only make every later write in the run a refusal
+states = st.sampled_from([s for s in ConversationState if s is not ConversationState.ARCHIVED])
 
 
 @dataclass
@@ -57,6 +60,11 @@ class ModelConversation:
     name: str
     metadata: dict[str, Any]
     messages: list[ModelMessage] = field(default_factory=list)
+    state: ConversationState = ConversationState.INITIAL
+
+    def spoke(self) -> None:
+        if self.state is ConversationState.INITIAL:
+            self.state = ConversationState.ACTIVE
 
 
 class StoreVersusModel(RuleBasedStateMachine):
@@ -88,6 +96,7 @@ class StoreVersusModel(RuleBasedStateMachine):
             return
         message = self.store.append_message(chat, role, content, metadata=meta)
         self.model[chat].messages.append(ModelMessage(message.id, role, content, meta))
+        self.model[chat].spoke()
 
     @rule(chat=conversations, batch=st.lists(st.tuples(roles, contents), min_size=1, max_size=4))
     def append_batch(self, chat: str, batch: list[tuple[str, Any]]) -> None:
@@ -96,6 +105,46 @@ class StoreVersusModel(RuleBasedStateMachine):
         appended = self.store.append_messages(chat, [{"role": r, "content": c} for r, c in batch])
         for message, (role, content) in zip(appended, batch, strict=True):
             self.model[chat].messages.append(ModelMessage(message.id, role, content, {}))
+        self.model[chat].spoke()
+
+    @rule(chat=conversations, pieces=st.lists(text, min_size=1, max_size=4), finish=st.booleans())
+    def stream_reply(self, chat: str, pieces: list[str], finish: bool) -> None:
+        conversation = self.model.get(chat)
+        if conversation is None:
+            return
+        reply = self.store.begin_stream(chat)
+        assert self.store.get_conversation(chat).state == "streaming_response"  # type: ignore[union-attr]
+        self.store.append_chunks(chat, reply.id, pieces)
+        self.store.append_chunks(chat, reply.id, pieces[:1], first_seq=1)  # a resend
+        if finish:
+            self.store.finalize_stream(chat, reply.id)
+            note, conversation.state = {"finish_reason": "stop"}, ConversationState.AWAITING_USER
+        else:
+            self.store.abort_stream(chat, reply.id)
+            note, conversation.state = {"error": "aborted"}, ConversationState.ERROR
+        conversation.messages.append(ModelMessage(reply.id, "assistant", "".join(pieces), note))
+
+    @rule(chat=conversations, state=states)
+    def move(self, chat: str, state: ConversationState) -> None:
+        conversation = self.model.get(chat)
+        if conversation is None:
+            return
+        if state is conversation.state or state in TRANSITIONS[conversation.state]:
+            assert self.store.set_state(chat, state).state == state
+            conversation.state = state
+        else:
+            with pytest.raises(InvalidStateError):
+                self.store.set_state(chat, state)
+
+    @rule(chat=conversations)
+    def soft_delete_and_restore(self, chat: str) -> None:
+        if chat not in self.model:
+            return
+        exported = self.store.export_conversation(chat)
+        assert exported is not None
+        assert self.store.delete_conversation(chat, soft=True)
+        assert self.store.get_conversation(chat) is None
+        assert self.store.restore_conversation(chat) == exported[0]
 
     @rule(chat=conversations, content=contents)
     def retry_last_append(self, chat: str, content: Any) -> None:
@@ -164,6 +213,7 @@ class StoreVersusModel(RuleBasedStateMachine):
             conversation = self.store.get_conversation(chat)
             assert conversation is not None
             assert (conversation.name, conversation.metadata) == (expected.name, expected.metadata)
+            assert conversation.state == expected.state
             messages = self.store.get_messages(chat)
             assert [(m.id, m.role.value, m.content, m.metadata) for m in messages] == [
                 (m.id, m.role, m.content, m.metadata) for m in expected.messages

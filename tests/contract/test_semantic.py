@@ -135,3 +135,17 @@ def test_nearest_agrees_with_brute_force() -> None:
     expected = np.argsort(-(matrix @ query))[:10]
     assert [row for row, _ in nearest(matrix, query, 10)] == list(expected)
     assert nearest(matrix[:0], query, 5) == []
+
+
+@pytest.mark.parametrize("mode", ["semantic", "hybrid"])
+def test_a_users_view_finds_only_their_messages_by_meaning(
+    semantic: ConversationStore, mode: str
+) -> None:
+    alice, bob = semantic.for_user("alice"), semantic.for_user("bob")
+    mine = alice.create_conversation("a").id
+    alice.append_message(mine, "user", "deploy the service to production")
+    theirs = bob.create_conversation("b").id
+    bob.append_message(theirs, "user", "deploy the service to production today")
+    found = alice.search("deploy service production", mode=mode).hits  # type: ignore[arg-type]
+    assert [h.conversation_id for h in found] == [mine]
+    assert len(semantic.search("deploy service production", mode=mode).hits) == 2  # type: ignore[arg-type]
