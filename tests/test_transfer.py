@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 import convstore
 from convstore import ConversationStore, DataIntegrityError
+from convstore.accounts import Accounts
 from convstore.cli import app
 from convstore.transfer import checksum, copy_store, verify
 from tests.archive_data import fill
@@ -37,14 +38,21 @@ def test_sqlite_to_postgres_to_files_to_sqlite(tmp_path: Path) -> None:
     ]
     with convstore.open(urls[0]) as first:
         fill(first)
+        _, key = Accounts(first).add_user("Alice", user_id="alice")
+        first.put_record("idempotency", "k", {"status": 201}, ttl=3600)
+        first.delete_conversation(first.create_conversation("binned").id, soft=True)
         expected = everything(first)
+        records = first.export_records()
         assert expected
+        assert len(records) == 4  # the user, the key, the idempotency key, the trash
     for source, target in itertools.pairwise(urls):
         result = runner.invoke(app, ["migrate", source, target])
         assert result.exit_code == 0, result.output
         assert "verified" in result.output
     with convstore.open(urls[-1]) as last:
         assert everything(last) == expected
+        assert last.export_records() == records
+        assert Accounts(last).authenticate(key) is not None
         assert last.check_integrity() == []
 
 

@@ -265,8 +265,9 @@ def migrate(
     ):
         report = copy_store(origin, destination, on_progress=progress)
     console.print(
-        f"copied {report.copied} conversation(s) with {report.messages} message(s), "
-        f"skipped {report.skipped} already there; verified, sha256 {report.checksum}",
+        f"copied {report.copied} conversation(s) with {report.messages} message(s) and "
+        f"{report.records} record(s), skipped {report.skipped} already there; verified, "
+        f"sha256 {report.checksum}",
         highlight=False,
     )
 

@@ -718,7 +718,28 @@ class ConversationStore:
         namespace, _ = _check_record_key(namespace, "")
         with self._unit(write=False) as session:
             found = session.list_records(namespace)
-        return [(key, value) for key, value, expires_at in found if not _expired(expires_at)]
+        return [(key, value) for _, key, value, expires_at in found if not _expired(expires_at)]
+
+    def export_records(self) -> list[StoredRecord]:
+        """Every live record of every namespace, with its expiry (for moving a store)."""
+        with self._unit(write=False) as session:
+            found = session.list_records(None)
+        return [StoredRecord(*row) for row in found if not _expired(row[3])]
+
+    def import_records(self, records: Iterable[StoredRecord]) -> None:
+        """Store records exactly as given (expiry kept), replacing any of the same key."""
+        checked = []
+        for record in records:
+            _check_record_key(record.namespace, record.key, internal=True)
+            expiry = record.expires_at
+            if expiry is not None and (
+                isinstance(expiry, bool) or not isinstance(expiry, float | int)
+            ):
+                raise InvalidInputError(f"expires_at must be None or epoch seconds; got {expiry!r}")
+            checked.append(replace(record, value=check_metadata(record.value, "value")))
+        with self._unit(write=True) as session:
+            for record in checked:
+                session.put_record(record.namespace, record.key, record.value, record.expires_at)
 
     def delete_record(self, namespace: str, key: str) -> bool:
         """Delete the record; False if there was none."""
@@ -1351,7 +1372,20 @@ _NAMESPACE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
 _MAX_RECORD_KEY = 255
 
 
-def _check_record_key(namespace: object, key: object) -> tuple[str, str]:
+@dataclass(frozen=True)
+class StoredRecord:
+    """A record with its place and lifetime, as export_records gives it."""
+
+    namespace: str
+    key: str
+    value: dict[str, Any]
+    expires_at: float | None
+
+
+def _check_record_key(namespace: object, key: object, *, internal: bool = False) -> tuple[str, str]:
+    """The namespace and key if valid; ``internal`` admits the store's own namespaces."""
+    if internal and namespace == _TRASH:
+        return _TRASH, check_text(key, "key", _MAX_RECORD_KEY)
     if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
         raise InvalidInputError(
             f"namespace must be 1-64 of a-z, 0-9, _ . - starting with a letter; got {namespace!r}"

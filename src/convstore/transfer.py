@@ -3,7 +3,8 @@
 Conversations are copied one at a time (memory stays bounded), each with its messages
 exactly as stored (ids, seq, times, versions). A conversation the target already holds
 in the same state is skipped, so running an interrupted copy again finishes it. At the
-end every conversation is read back from both stores and compared by checksum.
+end every conversation is read back from both stores and compared by checksum. Records
+(accounts, API keys, idempotency keys, softly deleted conversations) go along.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class TransferReport:
     copied: int
     skipped: int
     messages: int
+    records: int
     checksum: str
 
 
@@ -56,7 +58,9 @@ def copy_store(
             messages += len(record[1])
         if on_progress is not None:
             on_progress(done, total)
-    return TransferReport(copied, skipped, messages, verify(source, target))
+    records = source.export_records()
+    target.import_records(records)
+    return TransferReport(copied, skipped, messages, len(records), verify(source, target))
 
 
 def verify(source: ConversationStore, target: ConversationStore) -> str:
@@ -74,6 +78,13 @@ def verify(source: ConversationStore, target: ConversationStore) -> str:
                 f"conversation {conversation.id} differs between {source.url} and {target.url}"
             )
         digest.update(mine.encode())
+    held = {(r.namespace, r.key): r for r in target.export_records()}
+    missing = [r for r in source.export_records() if held.get((r.namespace, r.key)) != r]
+    if missing:
+        raise DataIntegrityError(
+            f"record {missing[0].namespace}/{missing[0].key} differs between "
+            f"{source.url} and {target.url}"
+        )
     source_count, target_count = source.count_messages(), target.count_messages()
     if target_count < source_count:
         raise DataIntegrityError(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 import pytest
 
+import convstore
 from convstore import ConversationStore, InvalidInputError
 
 
@@ -51,3 +53,21 @@ def test_bad_records_are_refused_and_change_nothing(
     with pytest.raises(InvalidInputError):
         store.put_record(namespace, key, value, ttl=ttl)  # type: ignore[arg-type]
     assert store.list_records("ns") == []
+
+
+def test_records_move_between_stores_with_their_expiry(
+    store: ConversationStore, tmp_path: object
+) -> None:
+    store.put_record("a", "1", {"x": 1}, ttl=100)
+    store.put_record("b", "2", {"y": [1, "二"]})
+    exported = store.export_records()
+    assert [(r.namespace, r.key) for r in exported] == [("a", "1"), ("b", "2")]
+    with convstore.open("memory://") as other:
+        other.import_records(exported)
+        assert other.export_records() == exported
+        bad = replace(exported[0], expires_at="soon")  # type: ignore[arg-type]
+        with pytest.raises(InvalidInputError):
+            other.import_records([bad])
+        with pytest.raises(InvalidInputError):
+            other.import_records([replace(exported[0], namespace="Bad NS")])
+        assert other.export_records() == exported

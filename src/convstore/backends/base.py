@@ -125,8 +125,11 @@ class Session(Protocol):
     def delete_record(self, namespace: str, key: str) -> bool:
         """Delete the record; False if there was none."""
 
-    def list_records(self, namespace: str) -> list[tuple[str, dict[str, Any], float | None]]:
-        """(key, value, expires_at) of every record of the namespace, by key."""
+    def list_records(
+        self, namespace: str | None
+    ) -> list[tuple[str, str, dict[str, Any], float | None]]:
+        """(namespace, key, value, expires_at) of every record of the namespace (of
+        every namespace when None), by namespace and key."""
 
     # embeddings
     def put_embeddings(self, model: str, vectors: Mapping[str, bytes]) -> None:

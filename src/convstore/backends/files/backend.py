@@ -964,9 +964,11 @@ class FilesSession:
         self._record_ops.append(op)
         return True
 
-    def list_records(self, namespace: str) -> list[tuple[str, dict[str, Any], float | None]]:
-        items = self._held_records().items
-        return [(k, v, e) for (ns, k), (v, e) in sorted(items.items()) if ns == namespace]
+    def list_records(
+        self, namespace: str | None
+    ) -> list[tuple[str, str, dict[str, Any], float | None]]:
+        items = sorted(self._held_records().items.items())
+        return [(ns, k, v, e) for (ns, k), (v, e) in items if namespace in (None, ns)]
 
     # change feed --------------------------------------------------------------------
 

@@ -472,13 +472,14 @@ class SqlSession:
         )
         return bool(deleted.rowcount)
 
-    def list_records(self, namespace: str) -> list[tuple[str, dict[str, Any], float | None]]:
-        stmt = (
-            sa.select(records.c.key, records.c.value, records.c.expires_at)
-            .where(records.c.namespace == namespace)
-            .order_by(records.c.key)
-        )
-        return [(row[0], row[1], row[2]) for row in self.conn.execute(stmt).all()]
+    def list_records(
+        self, namespace: str | None
+    ) -> list[tuple[str, str, dict[str, Any], float | None]]:
+        c = records.c
+        stmt = sa.select(c.namespace, c.key, c.value, c.expires_at).order_by(c.namespace, c.key)
+        if namespace is not None:
+            stmt = stmt.where(c.namespace == namespace)
+        return [(row[0], row[1], row[2], row[3]) for row in self.conn.execute(stmt).all()]
 
     # embeddings ---------------------------------------------------------------------
 
