@@ -9,6 +9,9 @@ Markdown table: median and p95 per operation, in milliseconds.
 * newest 50: the newest page of a conversation of 100 ... 100,000 messages.
 * read all: the whole 5,000-message branch, from the cache and from the database.
 * list 50: ``list_conversations(limit=50)`` over 100 ... 100,000 conversations.
+* chunk: ``append_chunk`` of a streaming reply against raw sqlite3 executing what it
+  executes (lock the conversation, read the message and its last chunk number, insert
+  the chunk and a change-feed row). Seed 002 asks for about 2 ms per chunk.
 """
 
 from __future__ import annotations
@@ -139,6 +142,59 @@ def bench_append(workdir: Path, repeat: int) -> list[Row]:
     ]
 
 
+class RawChunk:
+    """The statements of one append_chunk, executed directly with sqlite3."""
+
+    def __init__(self, path: Path, conversation_id: str, message_id: str) -> None:
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.conversation_id, self.message_id = conversation_id, message_id
+
+    def __call__(self) -> None:
+        db, now = self.db, time.time()
+        db.execute("BEGIN IMMEDIATE")
+        db.execute(
+            "SELECT * FROM conversations WHERE deleted_at IS NULL AND id = ?",
+            (self.conversation_id,),
+        ).fetchone()
+        db.execute("SELECT * FROM messages WHERE id = ?", (self.message_id,)).fetchone()
+        (last,) = db.execute(
+            "SELECT coalesce(max(seq), 0) FROM message_chunks WHERE message_id = ?",
+            (self.message_id,),
+        ).fetchone()
+        db.execute(
+            "INSERT INTO message_chunks (message_id, seq, delta, created_at) VALUES (?, ?, ?, ?)",
+            (self.message_id, last + 1, "token ", now),
+        )
+        db.execute(
+            "INSERT INTO changes (conversation_id, kind, payload, created_at) VALUES (?, ?, ?, ?)",
+            (
+                self.conversation_id,
+                "chunks.appended",
+                json.dumps({"message_id": self.message_id, "first_seq": last + 1}),
+                now,
+            ),
+        )
+        db.execute("COMMIT")
+
+
+def bench_chunks(workdir: Path, repeat: int) -> list[Row]:
+    with open_store(workdir / "chunks.db") as store:
+        raw_chat = store.create_conversation("raw").id
+        raw_reply = store.begin_stream(raw_chat).id
+        chat = store.create_conversation("stream").id
+        reply = store.begin_stream(chat).id
+        raw = RawChunk(workdir / "chunks.db", raw_chat, raw_reply)
+        baseline, ours = timings(
+            raw, lambda: store.append_chunk(chat, reply, "token "), repeat=repeat
+        )
+    return [
+        row("chunk: raw sqlite3, same statements", baseline),
+        row("chunk: store.append_chunk", ours, baseline),
+    ]
+
+
 def bench_newest_page(workdir: Path, sizes: list[int], repeat: int) -> list[Row]:
     rows = []
     with open_store(workdir / "pages.db") as store:
@@ -228,6 +284,7 @@ def main(argv: list[str]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         rows = bench_append(workdir, repeat)
+        rows += bench_chunks(workdir, repeat)
         rows += bench_newest_page(workdir, sizes, repeat)
         rows += bench_read_all(workdir, max(repeat // 20, 20))
         rows += bench_list(workdir, sizes, repeat)

@@ -574,7 +574,11 @@ class ConversationStore:
                     f"chunk {start} would leave a gap: message {message_id!r} has "
                     f"{last} chunks, so the next is {last + 1}"
                 )
-            stored = session.get_chunks(conversation_id, message_id, start - 1, len(texts))
+            stored = (  # only a resend overlaps what is stored
+                session.get_chunks(conversation_id, message_id, start - 1, len(texts))
+                if start <= last
+                else []
+            )
             for chunk, text in zip(stored, texts, strict=False):
                 if chunk.delta != text:
                     raise ConcurrencyError(
