@@ -298,7 +298,8 @@ class ConversationStore:
             if soft:
                 kept = _trash_form(conversation, session.get_all_messages(conversation_id))
                 expires = time.time() + self.config.trash_retention
-                session.put_record(_TRASH, conversation_id, kept, expires)
+                session.delete_record(_TRASH, conversation_id)  # an older copy
+                session.insert_record(_TRASH, conversation_id, kept, expires)
             session.delete_conversation(conversation_id)
             _log(session, conversation, "conversation.deleted", {"soft": soft})
         self._branches.invalidate(conversation_id)
@@ -703,9 +704,11 @@ class ConversationStore:
         try:
             with self._unit(write=True) as session:
                 found = session.get_record(namespace, key)
-                if found is not None and not _expired(found[1]):
-                    return False
-                session.put_record(namespace, key, value, expires_at)
+                if found is not None:
+                    if not _expired(found[1]):
+                        return False
+                    session.delete_record(namespace, key)
+                session.insert_record(namespace, key, value, expires_at)
         except ConcurrencyError:  # another writer inserted the same key first
             return False
         return True
@@ -743,7 +746,8 @@ class ConversationStore:
             checked.append(replace(record, value=check_metadata(record.value, "value")))
         with self._unit(write=True) as session:
             for record in checked:
-                session.put_record(record.namespace, record.key, record.value, record.expires_at)
+                session.delete_record(record.namespace, record.key)
+                session.insert_record(record.namespace, record.key, record.value, record.expires_at)
 
     def delete_record(self, namespace: str, key: str) -> bool:
         """Delete the record; False if there was none."""

@@ -71,3 +71,23 @@ def test_records_move_between_stores_with_their_expiry(
         with pytest.raises(InvalidInputError):
             other.import_records([replace(exported[0], namespace="Bad NS")])
         assert other.export_records() == exported
+
+
+def test_racing_inserts_of_one_key_keep_exactly_one(store: ConversationStore) -> None:
+    import threading
+
+    results: list[bool] = []
+    start = threading.Barrier(8)
+
+    def insert(n: int) -> None:
+        start.wait()
+        results.append(store.put_record("race", "k", {"winner": n}))
+
+    threads = [threading.Thread(target=insert, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False] * 7 + [True]
+    winner = store.get_record("race", "k")
+    assert winner is not None and winner["winner"] in range(8)

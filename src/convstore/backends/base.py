@@ -117,10 +117,11 @@ class Session(Protocol):
     def get_record(self, namespace: str, key: str) -> tuple[dict[str, Any], float | None] | None:
         """The record's value and expiry time, expired or not; None if there is none."""
 
-    def put_record(
+    def insert_record(
         self, namespace: str, key: str, value: Mapping[str, Any], expires_at: float | None
     ) -> None:
-        """Store the record, replacing one of that namespace and key."""
+        """Store a record under a free namespace and key; if a concurrent unit took the
+        key first, raise ConcurrencyError (by the end of the unit at the latest)."""
 
     def delete_record(self, namespace: str, key: str) -> bool:
         """Delete the record; False if there was none."""

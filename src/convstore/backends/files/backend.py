@@ -942,7 +942,7 @@ class FilesSession:
     def get_record(self, namespace: str, key: str) -> tuple[dict[str, Any], float | None] | None:
         return self._held_records().items.get((namespace, key))
 
-    def put_record(
+    def insert_record(
         self, namespace: str, key: str, value: Mapping[str, Any], expires_at: float | None
     ) -> None:
         op = {

@@ -459,10 +459,9 @@ class SqlSession:
         rows = self._rows(_GET_RECORD, namespace=namespace, key=key)
         return (rows[0][0], rows[0][1]) if rows else None
 
-    def put_record(
+    def insert_record(
         self, namespace: str, key: str, value: Mapping[str, Any], expires_at: float | None
     ) -> None:
-        self.delete_record(namespace, key)
         row = {"namespace": namespace, "key": key, "value": dict(value), "expires_at": expires_at}
         self._run(_INSERT_RECORD, [row])
 
