@@ -75,7 +75,9 @@ class PreparedStatement:
         found: list[tuple[int, Processor]] = []
         for index, (column, described) in enumerate(zip(self._columns, description, strict=True)):
             impl = column.type.dialect_impl(self._dialect)
-            process = impl.result_processor(self._dialect, described[1])
+            process: Processor | None = impl.result_processor(self._dialect, described[1])
+            if process is not None and isinstance(column.type, sa.JSON):
+                process = _common_json_first(process)
             if process is not None:
                 found.append((index, process))
         return found
@@ -86,6 +88,20 @@ class PreparedStatement:
             cursor.execute(self.sql, self.parameters(values[0]))
         else:
             cursor.executemany(self.sql, [self.parameters(v) for v in values])
+
+
+def _common_json_first(process: Processor) -> Processor:
+    """``process`` for a JSON column, answering its two most common texts directly: the
+    ``{}`` of empty metadata and the ``null`` of a message without usage."""
+
+    def decode(value: Any) -> Any:
+        if value is None or value == "null":
+            return None
+        if value == "{}":
+            return {}
+        return process(value)
+
+    return decode
 
 
 class StatementCache:
