@@ -106,6 +106,7 @@ class ConversationStore:
         self._closed = False
         self._vectors = VectorCache()
         self._owner: str | None = None
+        self._watchers: list[Callable[[], None]] = []  # told after each committed write
 
     @property
     def url(self) -> str:
@@ -149,7 +150,36 @@ class ConversationStore:
             return nullcontext(active)
         if self._closed:
             raise StorageError("the store is closed")
-        return self._backend.write() if write else self._backend.read()
+        if not write:
+            return self._backend.read()
+        if self._watchers:
+            return _Announced(self._backend.write(), self._watchers)
+        return self._backend.write()
+
+    def watch_writes(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` (quickly, from the writing thread) after every write this
+        store commits: how a change subscriber learns of local writes at once."""
+        self._watchers.append(callback)
+
+    # the change feed ------------------------------------------------------------------
+
+    def change_mark(self) -> int:
+        """The id of the newest change-feed entry (0 for a new store)."""
+        with self._unit(write=False) as session:
+            return session.change_mark()
+
+    def changes_since(self, after: int, limit: int = 1000) -> list[Change]:
+        """Up to ``limit`` change-feed entries with ids above ``after``, oldest first. In
+        a user's view, only changes to that user's conversations."""
+        mark = check_seq(after, "after") or 0
+        if limit is None:
+            raise InvalidInputError("limit must be an integer from 0 to 10000")
+        count, _ = check_page(limit, 0)
+        with self._unit(write=False) as session:
+            found = session.changes_since(mark, count or 0)
+        if self._owner is None:
+            return found
+        return [c for c in found if c.payload.get("owner_id") == self._owner]
 
     def _in_transaction(self) -> bool:
         return getattr(self._local, "session", None) is not None
@@ -1405,6 +1435,24 @@ def _chunk_texts(deltas: Sequence[str], max_bytes: int) -> list[str]:
     if isinstance(deltas, str) or not isinstance(deltas, Sequence) or not deltas:
         raise InvalidInputError("deltas must be a non-empty list of strings")
     return [check_text(d, f"deltas[{i}]", max_bytes) for i, d in enumerate(deltas)]
+
+
+class _Announced:
+    """A write unit that tells the store's watchers once it has committed."""
+
+    def __init__(self, unit: AbstractContextManager[Session], watchers: list[Callable[[], None]]):
+        self._unit = unit
+        self._watchers = watchers
+
+    def __enter__(self) -> Session:
+        return self._unit.__enter__()
+
+    def __exit__(self, *exc_info: Any) -> bool | None:
+        suppressed = self._unit.__exit__(*exc_info)
+        if exc_info[0] is None:
+            for watcher in self._watchers:
+                watcher()
+        return suppressed
 
 
 def _log(session: Session, conversation: Conversation, kind: str, payload: dict[str, Any]) -> None:

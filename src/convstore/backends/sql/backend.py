@@ -204,6 +204,7 @@ class SqlSession:
         self._statements = statements
         self._flavor = flavor
         self._locking = write and flavor.locks_rows
+        self._ordering_changes = False
 
     def _rows(self, statement: sa.Select[Any], **values: Any) -> list[tuple[Any, ...]]:
         return self._statements.get(statement).rows(self._cursor, values)
@@ -541,6 +542,9 @@ class SqlSession:
             "payload": dict(payload),
             "created_at": time.time(),
         }
+        if not self._ordering_changes:
+            self._flavor.change_order_lock(self.conn)
+            self._ordering_changes = True
         self._run(_INSERT_CHANGE, [change])
 
     # checks -------------------------------------------------------------------------

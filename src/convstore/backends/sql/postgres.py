@@ -35,6 +35,7 @@ from convstore.search.query import SearchQuery, Term
 # match in a name counts four times, in a description twice, one in a message.
 _WEIGHTS: sa.ColumnElement[object] = sa.literal_column("'{0.1, 0.25, 0.5, 1.0}'::float4[]")
 _MIGRATION_LOCK = 7_261_943  # the advisory lock that queues concurrent schema upgrades
+_CHANGES_LOCK = 7_261_944  # held from a unit's first change-feed row to its commit
 
 
 class PostgresFlavor:
@@ -79,6 +80,13 @@ class PostgresFlavor:
     def migration_lock(self, conn: Connection) -> None:
         """Queue processes upgrading the schema at once behind one another."""
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
+
+    def change_order_lock(self, conn: Connection) -> None:
+        """Writers to different conversations commit in parallel, so two change ids could
+        become visible out of order and a reader resuming after the higher one would
+        miss the lower; queueing units from their first change row to their commit makes
+        ids visible in order."""
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_CHANGES_LOCK})")
 
     def process_locks(self, write: bool) -> list[threading.Lock]:
         return []

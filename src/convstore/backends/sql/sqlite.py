@@ -147,6 +147,9 @@ class SqliteFlavor:
     def migration_lock(self, conn: Connection) -> None:
         """Nothing: BEGIN IMMEDIATE already queues writers, upgrades included."""
 
+    def change_order_lock(self, conn: Connection) -> None:
+        """Nothing: one writer at a time commits changes in id order already."""
+
     def kept_apart(self, select: sa.Select[Any]) -> sa.Select[Any]:
         """LIMIT -1 keeps SQLite from flattening a subquery into the query around it,
         where bm25() would lose the full-text context it needs."""
