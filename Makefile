@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/convstore demo
+	$(BIN)/convstore serve --demo-user
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

@@ -19,11 +19,13 @@ from rich.text import Text
 
 import convstore
 from convstore import archive
+from convstore.accounts import Accounts
 from convstore.backup import BackupManager, backup_dir_of, backups_for
 from convstore.errors import (
     ConfigurationError,
     ConversationManagerError,
     DataIntegrityError,
+    InvalidInputError,
     StorageError,
 )
 from convstore.models import Conversation, Message
@@ -108,6 +110,130 @@ def main(
     ] = False,
 ) -> None:
     """Conversation store CLI."""
+
+
+@app.command()
+def serve(
+    url: UrlOption = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    read_rate: Annotated[
+        str, typer.Option(envvar="CONVSTORE_READ_RATE", help="Reads per API key.")
+    ] = "30/minute",
+    write_rate: Annotated[
+        str, typer.Option(envvar="CONVSTORE_WRITE_RATE", help="Writes per API key.")
+    ] = "10/minute",
+    chunk_rate: Annotated[
+        str, typer.Option(envvar="CONVSTORE_CHUNK_RATE", help="Streamed chunks per API key.")
+    ] = "6000/minute",
+    trust_user_header: Annotated[
+        bool,
+        typer.Option(
+            envvar="CONVSTORE_TRUST_USER_HEADER",
+            help="Take the user from X-User-ID: only behind a proxy that authenticates.",
+        ),
+    ] = False,
+    log_json: Annotated[
+        bool, typer.Option(envvar="CONVSTORE_LOG_JSON", help="Log JSON lines.")
+    ] = False,
+    demo_user: Annotated[
+        bool, typer.Option(help="On a store without users, create user 'demo' and print its key.")
+    ] = False,
+) -> None:
+    """Serve the REST + SSE API (FastAPI under uvicorn); docs at /docs."""
+    try:
+        import uvicorn
+
+        from convstore.server import Rate, ServerSettings, create_app
+        from convstore.server.observability import configure_logging
+    except ImportError as exc:
+        _fail(
+            ConfigurationError(
+                f"convstore serve needs the server extra ({exc.name} is missing): "
+                "pip install 'convstore[server]'"
+            )
+        )
+    try:
+        settings = ServerSettings(
+            read_rate=Rate.parse(read_rate),
+            write_rate=Rate.parse(write_rate),
+            chunk_rate=Rate.parse(chunk_rate),
+            trust_user_header=trust_user_header,
+            log_json=log_json,
+        )
+    except ConversationManagerError as exc:
+        _fail(exc)
+    configure_logging(as_json=log_json)
+    with _store(url) as store:
+        if demo_user and not Accounts(store).list_users():
+            _, key = Accounts(store).add_user("demo", user_id="demo")
+            console.print(f"created user [bold]demo[/] with API key [bold]{key}[/] (shown once)")
+        address = f"http://{host}:{port}"
+        console.print(
+            f"convstore serving {archive.redact_url(store.url)} at {address} "
+            f"(API docs: {address}/docs)",
+            highlight=False,
+        )
+        uvicorn.run(
+            create_app(store, settings), host=host, port=port, log_config=None, access_log=False
+        )
+
+
+users_app = typer.Typer(help="Users of the REST API and their API keys.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+
+
+@users_app.command("add")
+def users_add(
+    name: str,
+    user_id: Annotated[
+        str | None, typer.Option("--id", help="The user's id (default: new).")
+    ] = None,
+    url: UrlOption = None,
+) -> None:
+    """Add a user and print their first API key (shown only this once)."""
+    with _store(url) as store:
+        try:
+            user, key = Accounts(store).add_user(name, user_id=user_id)
+        except ConversationManagerError as exc:
+            _fail(exc)
+    console.print(f"user {user.id} ({user.name})", highlight=False)
+    console.print(key, highlight=False, soft_wrap=True)
+
+
+@users_app.command("list")
+def users_list(url: UrlOption = None) -> None:
+    """List the users."""
+    with _store(url) as store:
+        users = Accounts(store).list_users()
+    table = Table("id", "name", "created")
+    for user in users:
+        table.add_row(user.id, user.name, _when(user.created_at))
+    console.print(table)
+
+
+@users_app.command("key")
+def users_key(user_id: str, url: UrlOption = None) -> None:
+    """Issue another API key for a user (shown only this once)."""
+    with _store(url) as store:
+        try:
+            key = Accounts(store).issue_key(user_id)
+        except ConversationManagerError as exc:
+            _fail(exc)
+    console.print(key, highlight=False, soft_wrap=True)
+
+
+@users_app.command("revoke")
+def users_revoke(key: str, url: UrlOption = None) -> None:
+    """Revoke an API key (given whole, or by its id)."""
+    with _store(url) as store:
+        try:
+            revoked = Accounts(store).revoke_key(key)
+        except ConversationManagerError as exc:
+            _fail(exc)
+    if not revoked:
+        _fail(InvalidInputError("there is no such key"))
+    console.print("revoked")
 
 
 @app.command()

@@ -1,0 +1,77 @@
+"""Idempotency-Key: a retried write returns the first answer and adds nothing.
+
+The first answer is kept for 24 hours as a record keyed by user and key, with a
+fingerprint of the request; the same key with another request is refused. Writes that
+create something also derive the new id from the key when the client gave none, so even
+two copies racing, or a crash between the write and remembering its answer, store it once
+(the store treats a known id as a retry).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from convstore.server.errors import ApiError
+from convstore.store import ConversationStore
+
+NAMESPACE = "idempotency"
+TTL = 24 * 3600.0
+_KEY = re.compile(r"[\x21-\x7e]{1,128}")  # visible ASCII
+
+
+@dataclass(frozen=True)
+class IdempotentRequest:
+    """The key a client sent and a fingerprint of its request."""
+
+    key: str
+    fingerprint: str
+
+
+async def idempotent_request(request: Request) -> IdempotentRequest | None:
+    """The request's Idempotency-Key (checked) and fingerprint, if it has one."""
+    key = request.headers.get("idempotency-key")
+    if key is None:
+        return None
+    if not _KEY.fullmatch(key):
+        raise ApiError(
+            422, "INVALID_INPUT", "Idempotency-Key must be 1 to 128 visible ASCII characters"
+        )
+    digest = hashlib.sha256(f"{request.method} {request.url.path}\n".encode())
+    digest.update(await request.body())
+    return IdempotentRequest(key, digest.hexdigest())
+
+
+class Idempotency:
+    """One user's idempotent request against the store."""
+
+    def __init__(self, store: ConversationStore, user_id: str, request: IdempotentRequest):
+        self._store = store
+        self._request = request
+        self._record_key = f"{user_id}:{request.key}"
+        self.derived_id = "ik-" + hashlib.sha256(self._record_key.encode()).hexdigest()[:40]
+
+    def replay(self) -> JSONResponse | None:
+        """The first answer to this key, if there was one; ApiError if the key was used
+        for another request."""
+        first = self._store.get_record(NAMESPACE, self._record_key)
+        if first is None:
+            return None
+        if first["fingerprint"] != self._request.fingerprint:
+            raise ApiError(
+                422,
+                "IDEMPOTENCY_KEY_REUSED",
+                "this Idempotency-Key was used for a different request",
+            )
+        return JSONResponse(
+            first["body"], status_code=first["status"], headers={"Idempotent-Replayed": "true"}
+        )
+
+    def remember(self, status: int, body: Any) -> None:
+        record = {"fingerprint": self._request.fingerprint, "status": status, "body": body}
+        self._store.put_record(NAMESPACE, self._record_key, record, ttl=TTL)

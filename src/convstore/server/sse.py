@@ -1,0 +1,75 @@
+"""GET /api/v1/events: the store's changes to the caller's conversations as
+Server-Sent Events, resumable with Last-Event-ID (signal-pull: clients fetch the data
+over REST when a signal arrives). An open stream holds no database connection."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from convstore.backends.base import Change
+from convstore.server.auth import Caller
+from convstore.server.context import context_of, reader
+from convstore.server.errors import ApiError
+from convstore.server.schemas import ERRORS
+
+RETRY_MS = 2000
+
+
+router = APIRouter(prefix="/api/v1", responses=ERRORS)
+
+
+@router.get(
+    "/events",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "change events"}},
+)
+async def events(
+    request: Request,
+    caller: Annotated[Caller, Depends(reader)],
+    last_event_id: Annotated[str | None, Header()] = None,
+    after: Annotated[int | None, Query(ge=0, description="resume after this event id")] = None,
+) -> StreamingResponse:
+    """Each event names a change (``event``: its kind, ``id``: its place in the change
+    feed, ``data``: the conversation and what changed). Send the last id seen as
+    Last-Event-ID (or ``after``) to resume without missing any."""
+    ctx = context_of(request)
+    mark = _resume_mark(last_event_id, after)
+    user = caller.user_id
+    subscription = ctx.hub.subscribe(
+        after=mark, accept=lambda change: change.payload.get("owner_id") == user
+    )
+
+    async def stream() -> AsyncIterator[str]:
+        try:
+            yield f"retry: {RETRY_MS}\n\n"
+            while not await request.is_disconnected():
+                changes = await subscription.next(timeout=ctx.settings.heartbeat_seconds)
+                if not changes:
+                    yield ": heartbeat\n\n"
+                for change in changes:
+                    yield _event(change)
+        finally:
+            subscription.close()
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+
+def _resume_mark(last_event_id: str | None, after: int | None) -> int | None:
+    if last_event_id is None:
+        return after
+    if not last_event_id.isdigit():
+        raise ApiError(422, "INVALID_INPUT", "Last-Event-ID must be an event id this server sent")
+    return int(last_event_id)
+
+
+def _event(change: Change) -> str:
+    data = {k: v for k, v in change.payload.items() if k != "owner_id"}
+    data["conversation_id"] = change.conversation_id
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"id: {change.id}\nevent: {change.kind}\ndata: {text}\n\n"
