@@ -139,6 +139,12 @@ def serve(
     demo_user: Annotated[
         bool, typer.Option(help="On a store without users, create user 'demo' and print its key.")
     ] = False,
+    heartbeat: Annotated[
+        float, typer.Option(help="Seconds between heartbeats on idle event streams.")
+    ] = 15.0,
+    poll_interval: Annotated[
+        float, typer.Option(help="Seconds between looks for changes made by other processes.")
+    ] = 0.5,
 ) -> None:
     """Serve the REST + SSE API (FastAPI under uvicorn); docs at /docs."""
     try:
@@ -160,6 +166,8 @@ def serve(
             chunk_rate=Rate.parse(chunk_rate),
             trust_user_header=trust_user_header,
             log_json=log_json,
+            heartbeat_seconds=heartbeat,
+            poll_interval=poll_interval,
         )
     except ConversationManagerError as exc:
         _fail(exc)
