@@ -29,6 +29,7 @@ test: lint typecheck
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_core.py
 	$(BIN)/python benchmarks/bench_files.py
+	$(BIN)/python benchmarks/bench_server.py
 
 clean:
 	rm -rf $(VENV) .convstore .pytest_cache .mypy_cache .ruff_cache .coverage* htmlcov
