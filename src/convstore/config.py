@@ -63,6 +63,7 @@ class ConversationManagerConfig:
     max_message_size: int = 1_048_576
     durability: str = "normal"
     trash_retention: float = 30 * 86400.0
+    retry_attempts: int = 3
 
     _NON_NEGATIVE: ClassVar[tuple[str, ...]] = (
         "max_cache_size",
@@ -70,6 +71,7 @@ class ConversationManagerConfig:
         "lock_timeout",
         "max_backups",
         "trash_retention",
+        "retry_attempts",
     )
     _POSITIVE: ClassVar[tuple[str, ...]] = ("backup_interval", "max_message_size")
 

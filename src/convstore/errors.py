@@ -14,9 +14,12 @@ class ConversationManagerError(Exception):
     code = "CONVSTORE_ERROR"
     http_status = 500
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, transient: bool = False) -> None:
         super().__init__(message)
         self.message = message
+        # the work was rolled back and trying it again may succeed (a lost connection,
+        # a deadlock); the store retries such failures a few times
+        self.transient = transient
 
     def to_dict(self) -> dict[str, str]:
         """The error as ``{"code", "message"}``, the body of an API error."""

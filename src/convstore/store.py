@@ -43,6 +43,7 @@ from convstore.queries import (
     parse_conversation_filter,
     parse_message_filter,
 )
+from convstore.retry import retried
 from convstore.search.embedding import Embedder, as_vectors
 from convstore.search.query import parse_query
 from convstore.search.results import (
@@ -163,11 +164,13 @@ class ConversationStore:
 
     # the change feed ------------------------------------------------------------------
 
+    @retried
     def change_mark(self) -> int:
         """The id of the newest change-feed entry (0 for a new store)."""
         with self._unit(write=False) as session:
             return session.change_mark()
 
+    @retried
     def changes_since(self, after: int, limit: int = 1000) -> list[Change]:
         """Up to ``limit`` change-feed entries with ids above ``after``, oldest first. In
         a user's view, only changes to that user's conversations."""
@@ -181,7 +184,8 @@ class ConversationStore:
             return found
         return [c for c in found if c.payload.get("owner_id") == self._owner]
 
-    def _in_transaction(self) -> bool:
+    def in_transaction(self) -> bool:
+        """Whether this thread is inside ``store.transaction()``."""
         return getattr(self._local, "session", None) is not None
 
     @contextmanager
@@ -193,7 +197,7 @@ class ConversationStore:
         transaction opened inside another joins it.
         """
         check_id(conversation_id, "conversation_id")
-        if self._in_transaction():
+        if self.in_transaction():
             yield
             return
         with self._unit(write=True) as session:
@@ -208,6 +212,7 @@ class ConversationStore:
 
     # conversations ------------------------------------------------------------------
 
+    @retried
     def create_conversation(
         self,
         name: str,
@@ -252,12 +257,14 @@ class ConversationStore:
                 self._store_vectors(session, appended, vectors)
         return conversation
 
+    @retried
     def get_conversation(self, conversation_id: str) -> Conversation | None:
         """The conversation, or None if it does not exist."""
         check_id(conversation_id, "conversation_id")
         with self._unit(write=False) as session:
             return self._find(session, conversation_id)
 
+    @retried
     def list_conversations(
         self,
         *,
@@ -287,6 +294,7 @@ class ConversationStore:
         with self._unit(write=False) as session:
             return session.list_conversations(query)
 
+    @retried
     def update_conversation(
         self,
         conversation_id: str,
@@ -313,6 +321,7 @@ class ConversationStore:
                 return conversation
             return self._touch(session, conversation, changes, "conversation.updated", {})
 
+    @retried
     def delete_conversation(self, conversation_id: str, *, soft: bool = False) -> bool:
         """Delete the conversation, its messages and every row derived from them.
 
@@ -335,6 +344,7 @@ class ConversationStore:
         self._branches.invalidate(conversation_id)
         return True
 
+    @retried
     def restore_conversation(self, conversation_id: str) -> Conversation:
         """Bring back a conversation deleted with ``soft=True`` (within the retention
         time), as it was. ConversationNotFoundError if there is nothing to restore."""
@@ -356,12 +366,14 @@ class ConversationStore:
         self._branches.invalidate(conversation_id)
         return conversation
 
+    @retried
     def count_conversations(self, filters: Mapping[str, Any] | None = None) -> int:
         """How many conversations match ``filters`` (all of them by default)."""
         where = self._scoped(parse_conversation_filter(filters))
         with self._unit(write=False) as session:
             return session.count_conversations(where)
 
+    @retried
     def count_messages(self) -> int:
         """How many messages the store (or, in a user's view, the user) holds."""
         with self._unit(write=False) as session:
@@ -372,6 +384,7 @@ class ConversationStore:
 
     # messages -----------------------------------------------------------------------
 
+    @retried
     def append_message(
         self,
         conversation_id: str,
@@ -393,6 +406,7 @@ class ConversationStore:
         draft = self._draft(NewMessage(role, content, metadata, message_id, type, sender_id, usage))
         return self._append_drafts(conversation_id, [draft])[0]
 
+    @retried
     def append_messages(
         self, conversation_id: str, messages: Iterable[NewMessage | Mapping[str, Any]]
     ) -> list[Message]:
@@ -403,6 +417,7 @@ class ConversationStore:
             return []
         return self._append_drafts(conversation_id, drafts)
 
+    @retried
     def get_messages(
         self,
         conversation_id: str,
@@ -437,7 +452,7 @@ class ConversationStore:
                 raise ConversationNotFoundError(conversation_id)
             if wanted is not None:
                 return page_of(session.get_messages_by_id(conversation_id, wanted), page)
-            if self._in_transaction():
+            if self.in_transaction():
                 return session.get_branch(conversation_id, page)
             branch = self._branches.get(conversation_id, stamp)
             if branch is not None:
@@ -448,6 +463,7 @@ class ConversationStore:
         self._branches.put(conversation_id, stamp, branch)
         return list(branch)
 
+    @retried
     def get_message(self, conversation_id: str, message_id: str) -> Message | None:
         """The message, or None if the conversation holds no message with that id."""
         check_id(conversation_id, "conversation_id")
@@ -457,6 +473,7 @@ class ConversationStore:
                 return None
             return _owned(session.find_message(message_id), conversation_id)
 
+    @retried
     def update_message(
         self,
         conversation_id: str,
@@ -487,6 +504,7 @@ class ConversationStore:
             self._touch(session, conversation, {}, "message.updated", {"message_id": message_id})
         return message.model_copy(update=changes)
 
+    @retried
     def delete_message(self, conversation_id: str, message_id: str) -> bool:
         """Delete one message; its replies follow its parent. False if missing."""
         check_id(conversation_id, "conversation_id")
@@ -500,6 +518,7 @@ class ConversationStore:
             self._remove(session, conversation, [message])
         return True
 
+    @retried
     def delete_message_pair(self, conversation_id: str, user_message_id: str) -> list[Message]:
         """Delete a user message and the replies that answer it; return what was deleted.
 
@@ -526,6 +545,7 @@ class ConversationStore:
 
     # state and streamed replies ------------------------------------------------------
 
+    @retried
     def set_state(
         self,
         conversation_id: str,
@@ -553,6 +573,7 @@ class ConversationStore:
                 )
             return self._move(session, conversation, wanted)
 
+    @retried
     def begin_stream(
         self,
         conversation_id: str,
@@ -577,6 +598,7 @@ class ConversationStore:
                 self._move(session, updated, _STREAMING)
         return message
 
+    @retried
     def append_chunks(
         self,
         conversation_id: str,
@@ -636,6 +658,7 @@ class ConversationStore:
         """Add one piece of a streaming message (see :meth:`append_chunks`)."""
         return self.append_chunks(conversation_id, message_id, [delta], first_seq=seq)[0]
 
+    @retried
     def get_chunks(
         self, conversation_id: str, message_id: str, *, after: int = 0, limit: int | None = None
     ) -> list[Chunk]:
@@ -652,6 +675,7 @@ class ConversationStore:
                 raise MessageNotFoundError(conversation_id, message_id)
             return session.get_chunks(conversation_id, message_id, after, limit)
 
+    @retried
     def finalize_stream(
         self,
         conversation_id: str,
@@ -674,6 +698,7 @@ class ConversationStore:
             ConversationState.AWAITING_USER,
         )
 
+    @retried
     def abort_stream(
         self, conversation_id: str, message_id: str, *, reason: str | None = None
     ) -> Message:
@@ -715,6 +740,7 @@ class ConversationStore:
 
     # records --------------------------------------------------------------------------
 
+    @retried
     def put_record(
         self, namespace: str, key: str, value: dict[str, Any], *, ttl: float | None = None
     ) -> bool:
@@ -743,6 +769,7 @@ class ConversationStore:
             return False
         return True
 
+    @retried
     def get_record(self, namespace: str, key: str) -> dict[str, Any] | None:
         """The record's value; None if there is none or it expired."""
         namespace, key = _check_record_key(namespace, key)
@@ -750,6 +777,7 @@ class ConversationStore:
             found = session.get_record(namespace, key)
         return None if found is None or _expired(found[1]) else found[0]
 
+    @retried
     def list_records(self, namespace: str) -> list[tuple[str, dict[str, Any]]]:
         """(key, value) of the namespace's live records, by key."""
         namespace, _ = _check_record_key(namespace, "")
@@ -757,12 +785,14 @@ class ConversationStore:
             found = session.list_records(namespace)
         return [(key, value) for _, key, value, expires_at in found if not _expired(expires_at)]
 
+    @retried
     def export_records(self) -> list[StoredRecord]:
         """Every live record of every namespace, with its expiry (for moving a store)."""
         with self._unit(write=False) as session:
             found = session.list_records(None)
         return [StoredRecord(*row) for row in found if not _expired(row[3])]
 
+    @retried
     def import_records(self, records: Iterable[StoredRecord]) -> None:
         """Store records exactly as given (expiry kept), replacing any of the same key."""
         checked = []
@@ -779,6 +809,7 @@ class ConversationStore:
                 session.delete_record(record.namespace, record.key)
                 session.insert_record(record.namespace, record.key, record.value, record.expires_at)
 
+    @retried
     def delete_record(self, namespace: str, key: str) -> bool:
         """Delete the record; False if there was none."""
         namespace, key = _check_record_key(namespace, key)
@@ -787,6 +818,7 @@ class ConversationStore:
 
     # whole records, for backups and moving data -------------------------------------
 
+    @retried
     def export_conversation(
         self, conversation_id: str
     ) -> tuple[Conversation, list[Message]] | None:
@@ -799,6 +831,7 @@ class ConversationStore:
                 return None
             return conversation, session.get_all_messages(conversation_id)
 
+    @retried
     def import_conversation(
         self, conversation: Conversation, messages: Sequence[Message], *, replace: bool = False
     ) -> None:
@@ -832,6 +865,7 @@ class ConversationStore:
 
     # search -------------------------------------------------------------------------
 
+    @retried
     def search_conversations(
         self,
         query: str,
@@ -849,6 +883,7 @@ class ConversationStore:
             for c, _ in self._rank_conversations(query, search_in_messages, filters, limit, offset)
         ]
 
+    @retried
     def search_messages(
         self,
         query: str,
@@ -866,6 +901,7 @@ class ConversationStore:
         """
         return [m for m, _ in self._rank_messages(query, conversation_id, filters, limit, offset)]
 
+    @retried
     def search(
         self,
         query: str,
@@ -960,6 +996,7 @@ class ConversationStore:
             found = [(session.find_message(i), score) for i, score in ranked[:depth]]
         return [(m, score) for m, score in found if m is not None]
 
+    @retried
     def embed_missing(
         self, *, batch_size: int = 64, on_progress: Callable[[int], object] | None = None
     ) -> int:
@@ -1044,7 +1081,7 @@ class ConversationStore:
         report["last_backup"] = None
         report["locks_status"] = {
             "lock_timeout": self.config.lock_timeout,
-            "transaction_open_in_this_thread": self._in_transaction(),
+            "transaction_open_in_this_thread": self.in_transaction(),
         }
         report["cache"] = self._branches.stats()
         return report

@@ -29,6 +29,7 @@ from convstore.backends.sql.schema import (
 )
 from convstore.config import ConversationManagerConfig
 from convstore.errors import (
+    ConcurrencyError,
     ConversationManagerError,
     DataIntegrityError,
     LockTimeoutError,
@@ -146,7 +147,10 @@ class _UnitOfWork:
             self._cursor.execute("ROLLBACK" if exc_type else "COMMIT")
         except BaseException as end_error:
             if _is_driver_error(flavor, end_error):
-                raise _typed_error(flavor, end_error) from end_error
+                typed = _typed_error(flavor, end_error)
+                if exc_type is None and not isinstance(typed, ConcurrencyError):
+                    typed.transient = False  # the COMMIT may have happened: never repeat it
+                raise typed from end_error
             raise
         finally:
             self._release()

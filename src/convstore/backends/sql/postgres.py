@@ -28,12 +28,14 @@ from convstore.errors import (
     ConversationManagerError,
     DataIntegrityError,
     LockTimeoutError,
+    StorageError,
 )
 from convstore.search.query import SearchQuery, Term
 
 # ts_rank_cd weights for labels D, C, B, A: messages are C, descriptions B, names A, so a
 # match in a name counts four times, in a description twice, one in a message.
 _WEIGHTS: sa.ColumnElement[object] = sa.literal_column("'{0.1, 0.25, 0.5, 1.0}'::float4[]")
+_SERVER_GOING_AWAY = ("57P01", "57P02", "57P03")  # terminated, crash shutdown, starting up
 _MIGRATION_LOCK = 7_261_943  # the advisory lock that queues concurrent schema upgrades
 _CHANGES_LOCK = 7_261_944  # held from a unit's first change-feed row to its commit
 
@@ -104,7 +106,13 @@ class PostgresFlavor:
                 "lock_timeout"
             )
         if state in ("40001", "40P01"):
-            return ConcurrencyError(f"a concurrent write on {self.description} conflicted: {exc}")
+            return ConcurrencyError(
+                f"a concurrent write on {self.description} conflicted: {exc}", transient=True
+            )
+        if state.startswith("08") or state in _SERVER_GOING_AWAY or _lost_connection(exc):
+            return StorageError(
+                f"the connection to {self.description} failed: {exc}", transient=True
+            )
         if state == "23505":
             return ConcurrencyError(f"already exists in {self.description}: {exc}")
         if state.startswith("XX"):
@@ -132,6 +140,13 @@ class PostgresFlavor:
 
     def kept_apart(self, select: Any) -> Any:
         return select
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    """A psycopg error raised because the connection broke (it carries no SQLSTATE)."""
+    import psycopg
+
+    return isinstance(exc, psycopg.OperationalError) and getattr(exc, "sqlstate", None) is None
 
 
 def _hits(table: sa.Table) -> Hits:
