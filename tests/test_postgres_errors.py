@@ -57,6 +57,6 @@ def test_a_row_held_past_lock_timeout_is_a_lock_timeout(tmp_path: Path) -> None:
 
 
 def test_an_unreachable_server_is_a_transient_storage_error() -> None:
-    with pytest.raises(StorageError, match="connection .* failed") as raised:
+    with pytest.raises(StorageError, match=r"connection .* failed") as raised:
         convstore.open("postgresql://nobody@127.0.0.1:1/none")
     assert raised.value.transient
