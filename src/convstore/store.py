@@ -988,10 +988,13 @@ class ConversationStore:
         with self._unit(write=False) as session:
             if conversation_id is not None and self._stamp(session, conversation_id) is None:
                 raise ConversationNotFoundError(conversation_id)
-            source = _StoredVectors(session, embedder.name, where)
-            near = self._vectors.nearest(
-                (embedder.name, where), session.change_mark(), source, vector, depth
-            )
+            near = session.nearest_embeddings(embedder.name, where, to_bytes(vector), depth)
+            if near is None:  # no index in the database: exact, over the cached matrix
+                source = _StoredVectors(session, embedder.name, where)
+                mark = session.change_mark()
+                near = self._vectors.nearest((embedder.name, where), mark, source, vector, depth)
+            else:
+                near.sort(key=lambda pair: (-round(pair[1], 6), pair[0]))  # as the exact path
             ranked = fuse([[i for i, _ in near], textual]) if mode == "hybrid" else near
             found = [(session.find_message(i), score) for i, score in ranked[:depth]]
         return [(m, score) for m, score in found if m is not None]

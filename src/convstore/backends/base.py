@@ -142,6 +142,13 @@ class Session(Protocol):
         """(message id, vector) of the live messages matching ``where`` that have one
         (only those of ``message_ids``, if given)."""
 
+    def nearest_embeddings(
+        self, model: str, where: MessageFilter, vector: bytes, k: int
+    ) -> list[tuple[str, float]] | None:
+        """The ``k`` stored vectors of live messages matching ``where`` most similar to
+        ``vector``, as (message id, cosine similarity), through the database's own
+        vector index; None when it has none (the store then searches exactly)."""
+
     def messages_without_embeddings(self, model: str, limit: int) -> list[Message]:
         """Up to ``limit`` messages that have no vector for ``model`` yet."""
 

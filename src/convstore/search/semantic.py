@@ -31,6 +31,11 @@ def from_bytes(data: bytes) -> Vector:
     return np.frombuffer(data, dtype="<f4")
 
 
+def vector_text(data: bytes) -> str:
+    """A stored vector in pgvector's text form, ``[0.1,0.2,...]`` (exact for float32)."""
+    return "[" + ",".join(repr(float(x)) for x in from_bytes(data)) + "]"
+
+
 class VectorSource(Protocol):
     """Where a VectorCache reads vectors from: one read unit of the store."""
 

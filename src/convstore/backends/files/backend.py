@@ -871,6 +871,11 @@ class FilesSession:
         ]
         return newer[:limit]
 
+    def nearest_embeddings(
+        self, model: str, where: MessageFilter, vector: bytes, k: int
+    ) -> list[tuple[str, float]] | None:
+        return None  # no index of its own: the store's exact search serves
+
     def messages_without_embeddings(self, model: str, limit: int) -> list[Message]:
         missing: list[Message] = []
         for state in self._states_in(MessageFilter()):

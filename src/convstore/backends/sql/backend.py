@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -47,6 +48,7 @@ from convstore.queries import (
     TimeRange,
 )
 from convstore.search.ranking import RANK_WINDOW
+from convstore.search.semantic import vector_text
 from convstore.search.text import index_text
 from convstore.validation import dump_json, text_values
 
@@ -62,6 +64,8 @@ class SqlBackend:
             self._engine = self._flavor.create_engine(config)
             self._statements = StatementCache(self._engine.dialect)
             migrate.ensure_schema(self._engine, self._migrating)
+            with self._engine.connect() as conn:
+                self._flavor.after_migration(conn)
 
     @contextmanager
     def _migrating(self) -> Iterator[SqlSession]:
@@ -496,6 +500,24 @@ class SqlSession:
         )
         rows = [{"message_id": i, "model": model, "vector": v} for i, v in vectors.items()]
         self._run(_INSERT_EMBEDDING, rows)
+        self._flavor.store_vectors(self.conn, model, vectors)
+
+    def nearest_embeddings(
+        self, model: str, where: MessageFilter, vector: bytes, k: int
+    ) -> list[tuple[str, float]] | None:
+        distance = self._flavor.vector_distance(self.conn, model, len(vector) // 4)
+        if distance is None:
+            return None
+        stmt = (
+            sa.select(embeddings.c.message_id, distance)
+            .join(messages, messages.c.id == embeddings.c.message_id)
+            .join(conversations, conversations.c.id == messages.c.conversation_id)
+            .where(embeddings.c.model == model, _live(), *_message_conditions(where))
+            .order_by(distance)
+            .limit(k)
+        )
+        rows = self.conn.execute(stmt, {"query_vector": vector_text(vector)}).all()
+        return [(row[0], 0.0 if math.isnan(row[1]) else 1.0 - row[1]) for row in rows]
 
     def get_embeddings(
         self, model: str, where: MessageFilter, message_ids: Sequence[str] | None = None

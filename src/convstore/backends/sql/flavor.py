@@ -58,6 +58,17 @@ class Flavor(Protocol):
         database can commit writers' ids out of order."""
 
     def kept_apart(self, select: sa.Select[Any]) -> sa.Select[Any]: ...
+    def after_migration(self, conn: Connection) -> None:
+        """Learn what the migrated database offers (such as a vector index)."""
+
+    def store_vectors(self, conn: Connection, model: str, vectors: Mapping[str, bytes]) -> None:
+        """Index vectors just stored, if the database has a vector index."""
+
+    def vector_distance(
+        self, conn: Connection, model: str, dimensions: int
+    ) -> sa.ColumnElement[float] | None:
+        """The indexed cosine distance of embeddings to the ``query_vector`` parameter,
+        or None when the database has no vector index (the store then searches exactly)."""
 
 
 def flavor_for(url: str, config: ConversationManagerConfig) -> Flavor:

@@ -10,6 +10,7 @@ which is what lets Chinese and Japanese be found without a segmenter in the serv
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Mapping
 from functools import partial
@@ -18,6 +19,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.types import UserDefinedType
 
 from convstore.backends.sql.flavor import Hits
 from convstore.backends.sql.schema import conversation_search, message_search
@@ -31,6 +33,7 @@ from convstore.errors import (
     StorageError,
 )
 from convstore.search.query import SearchQuery, Term
+from convstore.search.semantic import vector_text
 
 # ts_rank_cd weights for labels D, C, B, A: messages are C, descriptions B, names A, so a
 # match in a name counts four times, in a description twice, one in a message.
@@ -55,6 +58,8 @@ class PostgresFlavor:
         self._url = parsed
         self.description = parsed.render_as_string(hide_password=True)
         self._lock_timeout_ms = max(int(config.lock_timeout * 1000), 1)
+        self.has_vectors = False  # the embeddings table has pgvector's column (0006)
+        self._indexed: set[tuple[str, int]] = set()  # (model, dimensions) with an index
 
     def create_engine(self, config: ConversationManagerConfig) -> Engine:
         engine = sa.create_engine(
@@ -89,6 +94,62 @@ class PostgresFlavor:
         miss the lower; queueing units from their first change row to their commit makes
         ids visible in order."""
         conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_CHANGES_LOCK})")
+
+    def after_migration(self, conn: Connection) -> None:
+        self.has_vectors = (
+            conn.exec_driver_sql(
+                "SELECT 1 FROM information_schema.columns"
+                " WHERE table_name = 'embeddings' AND column_name = 'embedding'"
+                " AND table_schema = current_schema()"
+            ).first()
+            is not None
+        )
+
+    def store_vectors(self, conn: Connection, model: str, vectors: Mapping[str, bytes]) -> None:
+        """Copy the vectors into pgvector's column, and make sure their model has an HNSW
+        index (one per model and dimension count: HNSW needs a fixed dimension)."""
+        if not self.has_vectors or not vectors:
+            return
+        dimensions = len(next(iter(vectors.values()))) // 4
+        self._ensure_index(conn, model, dimensions)
+        conn.exec_driver_sql(
+            "UPDATE embeddings SET embedding = CAST(%(v)s AS vector)"
+            " WHERE message_id = %(id)s AND model = %(model)s",
+            [
+                {"id": i, "model": model, "v": vector_text(v)}
+                for i, v in vectors.items()
+            ],
+        )
+
+    def vector_distance(
+        self, conn: Connection, model: str, dimensions: int
+    ) -> sa.ColumnElement[float] | None:
+        """Cosine distance through the model's HNSW index. Iterative scans (pgvector 0.8)
+        keep reading the index until enough rows pass the search's filters."""
+        if not self.has_vectors:
+            return None
+        conn.exec_driver_sql("SET LOCAL hnsw.ef_search = 100")
+        conn.exec_driver_sql("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        fixed = _Vector(dimensions)  # the expression the model's index is built on
+        stored = sa.cast(sa.literal_column("embeddings.embedding"), fixed)
+        query = sa.cast(sa.bindparam("query_vector", type_=sa.String), fixed)
+        distance: sa.ColumnElement[float] = stored.op("<=>", return_type=sa.Float)(query)
+        return distance
+
+    def _ensure_index(self, conn: Connection, model: str, dimensions: int) -> None:
+        if (model, dimensions) in self._indexed:
+            return
+        digest = hashlib.sha256(f"{model}\0{dimensions}".encode()).hexdigest()[:16]
+        conn.exec_driver_sql(  # two processes must not build the same index at once
+            f"SELECT pg_advisory_xact_lock({int(digest[:12], 16)})"
+        )
+        literal = "'" + model.replace("'", "''") + "'"
+        conn.exec_driver_sql(
+            f"CREATE INDEX IF NOT EXISTS ix_embeddings_hnsw_{digest} ON embeddings"
+            f" USING hnsw ((embedding::vector({int(dimensions)})) vector_cosine_ops)"
+            f" WHERE model = {literal}"
+        )
+        self._indexed.add((model, dimensions))
 
     def process_locks(self, write: bool) -> list[threading.Lock]:
         return []
@@ -140,6 +201,18 @@ class PostgresFlavor:
 
     def kept_apart(self, select: Any) -> Any:
         return select
+
+
+class _Vector(UserDefinedType[Any]):
+    """pgvector's ``vector(N)``, for casts."""
+
+    cache_ok = True
+
+    def __init__(self, dimensions: int) -> None:
+        self.dimensions = int(dimensions)
+
+    def get_col_spec(self, **_: Any) -> str:
+        return f"vector({self.dimensions})"
 
 
 def _lost_connection(exc: BaseException) -> bool:

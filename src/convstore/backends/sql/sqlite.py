@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -146,6 +147,17 @@ class SqliteFlavor:
 
     def migration_lock(self, conn: Connection) -> None:
         """Nothing: BEGIN IMMEDIATE already queues writers, upgrades included."""
+
+    def after_migration(self, conn: Connection) -> None:
+        """Nothing to learn: SQLite here has no vector index."""
+
+    def store_vectors(self, conn: Connection, model: str, vectors: Mapping[str, bytes]) -> None:
+        """Nothing: vectors are searched exactly, above the backend."""
+
+    def vector_distance(
+        self, conn: Connection, model: str, dimensions: int
+    ) -> sa.ColumnElement[float] | None:
+        return None
 
     def change_order_lock(self, conn: Connection) -> None:
         """Nothing: one writer at a time commits changes in id order already."""
