@@ -43,7 +43,8 @@ class ConversationManagerConfig:
     conversation found damaged back from the newest backup that holds it.
     With neither, :func:`resolve_url` picks the URL from the environment or the
     embedded SQLite default. A conversation deleted with ``soft=True`` can be restored
-    for ``trash_retention`` seconds (30 days by default).
+    for ``trash_retention`` seconds (30 days by default). ``redis_url`` (else
+    $CONVSTORE_REDIS_URL) adds Redis as a shared cache and change announcer.
     """
 
     storage_path: str | None = None
@@ -64,6 +65,7 @@ class ConversationManagerConfig:
     durability: str = "normal"
     trash_retention: float = 30 * 86400.0
     retry_attempts: int = 3
+    redis_url: str | None = None
 
     _NON_NEGATIVE: ClassVar[tuple[str, ...]] = (
         "max_cache_size",

@@ -186,6 +186,8 @@ class ChangeHub:
             self._mark = self.store.change_mark()
             self._thread = threading.Thread(target=self._run, name="convstore-changes", daemon=True)
             self._thread.start()
+            if self.store.redis is not None:  # other processes' writes wake the reader
+                self.store.redis.listen(self._wake.set)
 
     def _run(self) -> None:
         while not self._stopped.is_set():

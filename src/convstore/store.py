@@ -7,6 +7,7 @@ change feed are decided here, once, and handed to a Backend as finished records.
 from __future__ import annotations
 
 import copy
+import os
 import re
 import threading
 import time
@@ -43,6 +44,7 @@ from convstore.queries import (
     parse_conversation_filter,
     parse_message_filter,
 )
+from convstore.redis_link import RedisLink
 from convstore.retry import retried
 from convstore.search.embedding import Embedder, as_vectors
 from convstore.search.query import parse_query
@@ -108,6 +110,10 @@ class ConversationStore:
         self._vectors = VectorCache()
         self._owner: str | None = None
         self._watchers: list[Callable[[], None]] = []  # told after each committed write
+        redis_url = config.redis_url or os.environ.get("CONVSTORE_REDIS_URL")
+        self.redis = None if not redis_url else RedisLink(redis_url, backend.url, config.cache_ttl)
+        if self.redis is not None:
+            self.watch_writes(self.redis.announce)
 
     @property
     def url(self) -> str:
@@ -134,6 +140,8 @@ class ConversationStore:
         if self._owner is None and not self._closed:
             self._closed = True
             self._branches.clear()
+            if self.redis is not None:
+                self.redis.close()
             self._backend.close()
 
     def __enter__(self) -> ConversationStore:
@@ -455,12 +463,18 @@ class ConversationStore:
             if self.in_transaction():
                 return session.get_branch(conversation_id, page)
             branch = self._branches.get(conversation_id, stamp)
+            if branch is None and self.redis is not None:
+                branch = self.redis.get_branch(conversation_id, stamp)
+                if branch is not None:
+                    self._branches.put(conversation_id, stamp, branch)
             if branch is not None:
                 return page_of(branch, page)
             if page != BranchPage():
                 return session.get_branch(conversation_id, page)
             branch = session.get_branch(conversation_id, page)
         self._branches.put(conversation_id, stamp, branch)
+        if self.redis is not None:
+            self.redis.put_branch(conversation_id, stamp, branch)
         return list(branch)
 
     @retried
@@ -1087,6 +1101,8 @@ class ConversationStore:
             "transaction_open_in_this_thread": self.in_transaction(),
         }
         report["cache"] = self._branches.stats()
+        if self.redis is not None:
+            report["redis"] = self.redis.stats()
         return report
 
     def disk_usage(self) -> int:

@@ -115,10 +115,7 @@ class PostgresFlavor:
         conn.exec_driver_sql(
             "UPDATE embeddings SET embedding = CAST(%(v)s AS vector)"
             " WHERE message_id = %(id)s AND model = %(model)s",
-            [
-                {"id": i, "model": model, "v": vector_text(v)}
-                for i, v in vectors.items()
-            ],
+            [{"id": i, "model": model, "v": vector_text(v)} for i, v in vectors.items()],
         )
 
     def vector_distance(

@@ -53,9 +53,6 @@ def _backfill(bind: sa.engine.Connection) -> None:
                 "UPDATE embeddings SET embedding = CAST(:v AS vector)"
                 " WHERE message_id = :id AND model = :model"
             ),
-            [
-                {"id": r[0], "model": r[1], "v": vector_text(bytes(r[2]))}
-                for r in rows
-            ],
+            [{"id": r[0], "model": r[1], "v": vector_text(bytes(r[2]))} for r in rows],
         )
         after = (rows[-1][0], rows[-1][1])
