@@ -508,14 +508,15 @@ class SqlSession:
         distance = self._flavor.vector_distance(self.conn, model, len(vector) // 4)
         if distance is None:
             return None
-        stmt = (
-            sa.select(embeddings.c.message_id, distance)
-            .join(messages, messages.c.id == embeddings.c.message_id)
-            .join(conversations, conversations.c.id == messages.c.conversation_id)
-            .where(embeddings.c.model == model, _live(), *_message_conditions(where))
-            .order_by(distance)
-            .limit(k)
-        )
+        stmt = sa.select(embeddings.c.message_id, distance).where(embeddings.c.model == model)
+        conditions = _message_conditions(where)
+        if conditions:  # a vector's message is live (deleting one deletes its vectors)
+            stmt = (
+                stmt.join(messages, messages.c.id == embeddings.c.message_id)
+                .join(conversations, conversations.c.id == messages.c.conversation_id)
+                .where(_live(), *conditions)
+            )
+        stmt = stmt.order_by(distance).limit(k)
         rows = self.conn.execute(stmt, {"query_vector": vector_text(vector)}).all()
         return [(row[0], 0.0 if math.isnan(row[1]) else 1.0 - row[1]) for row in rows]
 

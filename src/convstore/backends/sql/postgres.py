@@ -125,7 +125,6 @@ class PostgresFlavor:
         keep reading the index until enough rows pass the search's filters."""
         if not self.has_vectors:
             return None
-        conn.exec_driver_sql("SET LOCAL hnsw.ef_search = 100")
         conn.exec_driver_sql("SET LOCAL hnsw.iterative_scan = relaxed_order")
         fixed = _Vector(dimensions)  # the expression the model's index is built on
         stored = sa.cast(sa.literal_column("embeddings.embedding"), fixed)
