@@ -352,3 +352,21 @@ def test_unfinished_streams_are_marked_error_when_the_server_starts(
         recovered = server_store.get_message(chat, left.id)
     assert recovered is not None
     assert (recovered.status.value, recovered.content) == ("error", "partial")
+
+
+def test_json_logs_carry_the_request_id() -> None:
+    import json
+    import logging
+
+    from convstore.server.observability import JsonFormatter, request_id
+
+    token = request_id.set("req-42")
+    try:
+        record = logging.LogRecord(
+            "convstore.server", logging.INFO, __file__, 1, "hi %s", ("x",), None
+        )
+        record.fields = {"status": 201}
+        line = json.loads(JsonFormatter().format(record))
+    finally:
+        request_id.reset(token)
+    assert (line["message"], line["request_id"], line["status"]) == ("hi x", "req-42", 201)

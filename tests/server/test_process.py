@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 import convstore
+from convstore.accounts import Accounts
 
 pytestmark = pytest.mark.slow
 GENEROUS = {
@@ -147,6 +148,18 @@ def test_events_arrive_in_order_and_resume_without_loss(server: Server) -> None:
             missed = events(stream, 3)
         assert [e["data"]["first_seq"] for e in missed] == [2, 3, 4]
         assert int(missed[0]["id"]) > ids[-1]
+
+
+def test_a_stream_shows_only_its_users_changes(server: Server) -> None:
+    with convstore.open(server.store_url) as store:
+        _, bob_key = Accounts(store).add_user("Bob", user_id="bob")
+    bob = {"Authorization": f"Bearer {bob_key}"}
+    with httpx.Client(base_url=server.url, headers=server.headers, timeout=10) as client:
+        with client.stream("GET", "/api/v1/events") as stream:
+            client.post("/api/v1/conversations", json={"name": "bob's"}, headers=bob)
+            mine = client.post("/api/v1/conversations", json={"name": "mine"}).json()["id"]
+            (event,) = events(stream, 1)
+        assert event["data"]["conversation_id"] == mine
 
 
 def test_a_chunk_written_by_another_process_reaches_a_subscriber(server: Server) -> None:
