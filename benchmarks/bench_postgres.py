@@ -175,73 +175,57 @@ class RawAppend:
             )
 
 
-def main(argv: list[str]) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--messages", type=int, default=1_000_000)
-    parser.add_argument("--vectors", type=int, default=100_000)
-    parser.add_argument("--quick", action="store_true", help="20,000 messages, 5,000 vectors")
-    parser.add_argument("--vectors-only", action="store_true", help="skip the message rows")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.messages, args.vectors = 20_000, 5_000
-    repeat = 50 if args.quick else 300
-    base = server_url()
-    rows: list[Row] = []
-
-    if not args.vectors_only:
-        url = fresh_database(base, "bench_messages")
-        convstore.open(url).close()  # the schema
-        started = time.perf_counter()
-        busiest = load_messages(url, args.messages)
-        print(
-            f"loaded {args.messages:,} messages in {time.perf_counter() - started:.0f} s",
-            file=sys.stderr,
+def bench_messages(base: str, count: int, repeat: int) -> list[Row]:
+    url = fresh_database(base, "bench_messages")
+    convstore.open(url).close()  # the schema
+    started = time.perf_counter()
+    busiest = load_messages(url, count)
+    print(f"loaded {count:,} messages in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    with convstore.open(url) as store, psycopg.connect(url, autocommit=True) as raw:
+        raw_chat = store.create_conversation("raw").id
+        chat = store.create_conversation("store").id
+        appender = RawAppend(url, raw_chat)
+        baseline, ours = timings(
+            appender, lambda: store.append_message(chat, "user", "hello"), repeat=repeat
         )
-        with convstore.open(url) as store, psycopg.connect(url, autocommit=True) as raw:
-            raw_chat = store.create_conversation("raw").id
-            chat = store.create_conversation("store").id
-            appender = RawAppend(url, raw_chat)
-            baseline, ours = timings(
-                appender, lambda: store.append_message(chat, "user", "hello"), repeat=repeat
-            )
-            rows += [
-                row("append: raw psycopg, same statements", baseline),
-                row("append: store.append_message", ours, baseline),
-            ]
-            batch = [{"role": "user", "content": f"batch message {i}"} for i in range(1000)]
-            baseline, ours = timings(
-                lambda: appender(1000),
-                lambda: store.append_messages(chat, batch),
-                repeat=max(repeat // 30, 5),
-            )
-            rows += [
-                row("batch of 1,000: raw psycopg executemany", baseline),
-                row("batch of 1,000: store.append_messages", ours, baseline),
-            ]
-            newest = (
-                "SELECT * FROM messages WHERE conversation_id = %s AND active"
-                " ORDER BY seq DESC LIMIT 50"
-            )
-            baseline, ours = timings(
-                lambda: raw.execute(newest, (busiest,)).fetchall(),
-                lambda: store.get_messages(busiest, limit=50, newest_first=True),
-                repeat=repeat,
-            )
-            label = f"newest 50 of {args.messages:,} messages"
-            rows += [
-                row(f"{label}: raw psycopg", baseline),
-                row(f"{label}: store.get_messages", ours, baseline),
-            ]
+        rows = [
+            row("append: raw psycopg, same statements", baseline),
+            row("append: store.append_message", ours, baseline),
+        ]
+        batch = [{"role": "user", "content": f"batch message {i}"} for i in range(1000)]
+        baseline, ours = timings(
+            lambda: appender(1000),
+            lambda: store.append_messages(chat, batch),
+            repeat=max(repeat // 30, 5),
+        )
+        rows += [
+            row("batch of 1,000: raw psycopg executemany", baseline),
+            row("batch of 1,000: store.append_messages", ours, baseline),
+        ]
+        newest = (
+            "SELECT * FROM messages WHERE conversation_id = %s AND active"
+            " ORDER BY seq DESC LIMIT 50"
+        )
+        baseline, ours = timings(
+            lambda: raw.execute(newest, (busiest,)).fetchall(),
+            lambda: store.get_messages(busiest, limit=50, newest_first=True),
+            repeat=repeat,
+        )
+    label = f"newest 50 of {count:,} messages"
+    return [
+        *rows,
+        row(f"{label}: raw psycopg", baseline),
+        row(f"{label}: store.get_messages", ours, baseline),
+    ]
 
+
+def bench_vectors(base: str, count: int, repeat: int) -> list[Row]:
     url = fresh_database(base, "bench_vectors")
     started = time.perf_counter()
     with convstore.open(url, embedder=SeededEmbedder()) as store:
-        load_vectors(store, url, args.vectors)
-        print(
-            f"loaded {args.vectors:,} vectors with their HNSW index"
-            f" in {time.perf_counter() - started:.0f} s",
-            file=sys.stderr,
-        )
+        load_vectors(store, url, count)
+        took = time.perf_counter() - started
+        print(f"loaded {count:,} vectors with their HNSW index in {took:.0f} s", file=sys.stderr)
         with (
             convstore.open(url, embedder=SeededEmbedder()) as exact,
             psycopg.connect(url, autocommit=True) as raw,
@@ -264,12 +248,31 @@ def main(argv: list[str]) -> None:
                 lambda: exact.search(f"query {next(queries)}", mode="semantic", limit=10),
                 repeat=repeat,
             )
-    label = f"vector top 10 of {args.vectors:,}"
-    rows += [
+    label = f"vector top 10 of {count:,}"
+    return [
         row(f"{label}: raw psycopg, pgvector HNSW", baseline),
         row(f"{label}: store.search, pgvector HNSW", ours, baseline),
         row(f"{label}: store.search, exact (NumPy)", numpy, baseline),
     ]
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--vectors", type=int, default=100_000)
+    parser.add_argument("--quick", action="store_true", help="20,000 messages, 5,000 vectors")
+    parser.add_argument("--vectors-only", action="store_true", help="skip the message rows")
+    parser.add_argument("--messages-only", action="store_true", help="skip the vector rows")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.messages, args.vectors = 20_000, 5_000
+    repeat = 50 if args.quick else 300
+    base = server_url()
+    rows: list[Row] = []
+    if not args.vectors_only:
+        rows += bench_messages(base, args.messages, repeat)
+    if not args.messages_only:
+        rows += bench_vectors(base, args.vectors, repeat)
     with psycopg.connect(base, autocommit=True) as conn:
         version = conn.execute("SHOW server_version").fetchone()
     print(f"PostgreSQL {version[0] if version else '?'}, psycopg {psycopg.__version__}")
