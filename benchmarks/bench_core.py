@@ -4,8 +4,8 @@ Run with ``make bench`` (or ``python benchmarks/bench_core.py [--quick]``). Prin
 Markdown table: median and p95 per operation, in milliseconds.
 
 * append: ``store.append_message`` against raw sqlite3 executing the statements the
-  store executes for one append (message, conversation counters, search index row,
-  change-feed row), in one ``BEGIN IMMEDIATE`` transaction.
+  store executes for one append (message, conversation counters, search index row and
+  its words, change-feed row), in one ``BEGIN IMMEDIATE`` transaction.
 * newest 50: the newest page of a conversation of 100 ... 100,000 messages.
 * read all: the whole 5,000-message branch, from the cache and from the database.
 * list 50: ``list_conversations(limit=50)`` over 100 ... 100,000 conversations.
@@ -114,6 +114,10 @@ class RawAppend:
             "INSERT INTO message_search (message_id, conversation_id, terms, singles)"
             " VALUES (?, ?, ?, '')",
             (message_id, self.conversation_id, f"hello {self.n}"),
+        )
+        db.execute(  # its words, for *fragment* queries
+            "INSERT OR IGNORE INTO search_words(word) SELECT value FROM json_each(?)",
+            (json.dumps(["hello", str(self.n)]),),
         )
         db.execute(
             "INSERT INTO changes (conversation_id, kind, payload, created_at) VALUES (?, ?, ?, ?)",

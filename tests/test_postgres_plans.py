@@ -138,3 +138,22 @@ def test_store_holds_what_was_loaded(big: tuple[str, ConversationStore]) -> None
     _, store = big
     assert store.count_conversations() == 100_000
     assert store.count_messages() == 200_000
+
+
+def test_words_inside_stars_are_looked_up_through_trigrams(tmp_path: Any) -> None:
+    """On a server with pg_trgm (the machine's PostgreSQL 15), the vocabulary lookup of
+    a *fragment* reads a trigram index, not all 100,000 words."""
+    url = backend_url("postgres15", tmp_path)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO search_words SELECT 'word' || g FROM generate_series(1, 100000) g"
+        )
+        conn.execute("ANALYZE search_words")
+    with convstore.open(url) as store:
+        chat = store.create_conversation("plans").id
+        wanted = store.append_message(chat, "user", "see word12345")
+        with queries_of(store) as captured:
+            assert store.search_messages("*ord1234*") == [wanted]
+        lookups = [(q, p) for q, p in captured if "search_words" in q]
+        assert len(lookups) == 1
+        assert "Bitmap Heap Scan on search_words" in scans(store, *lookups[0])

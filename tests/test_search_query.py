@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -31,6 +33,11 @@ from convstore.search.text import fold, index_text
         ("code -draft", "code final", True),
         ("hello", "hello, world!", True),  # punctuation is not part of a word
         ("ハロー", "ハローワールド", True),  # Japanese kana
+        ("*factor*", "Refactoring done", True),  # inside a word
+        ("*FACTOR*", "refactor", True),
+        ("*factor*", "fact or fiction", False),  # within one word only
+        ("*重构*", "代码重构讨论", True),  # stars around Chinese change nothing
+        ("code -*draft*", "code redrafted", False),
     ],
 )
 def test_matching(query: str, text: str, found: bool) -> None:
@@ -44,6 +51,9 @@ def test_matching(query: str, text: str, found: bool) -> None:
         ("-", "no letters or digits"),
         ("*", "no letters or digits"),
         ("a*b", r"\* may only end a word"),
+        ("*a*b*", r"or surround one"),
+        ("*ab*", "too short"),
+        ("*代码x*", r"\* needs a single word"),
         ("代码重构*", r"\* needs a single word"),
         ("-only", "at least one term that must match"),
         ("!!! ???", "no letters or digits"),
@@ -60,6 +70,17 @@ def test_malformed_queries_are_refused(query: str, problem: str) -> None:
 def test_fts5_expression_quotes_every_term() -> None:
     expression = parse_query('重 deploy* "code review" -draft').fts5("t", "s")
     assert expression == '(s : "重" AND t : "deploy"* AND t : "code review") NOT t : "draft"'
+
+
+def test_words_inside_stars_stand_for_the_words_found() -> None:
+    vocabulary = {"fig": ["config", "figure"], "ghost": []}
+    query = parse_query("*FIG* -*ghost* plain")
+    assert query.fragments() == ["fig", "ghost"]
+    expanded = query.expanded(vocabulary.__getitem__)
+    assert expanded is not None
+    assert expanded.fts5("t", "s") == '(t : ("config" OR "figure") AND t : "plain")'
+    assert expanded.matches(["plain config"]) and not expanded.matches(["plain configs"])
+    assert parse_query("*ghost* plain").expanded(vocabulary.__getitem__) is None
 
 
 @given(st.text(min_size=1, max_size=40))
@@ -80,3 +101,10 @@ def test_a_text_always_matches_its_own_words(text: str) -> None:
     if words:
         assert parse_query(f'"{words[0]}"').matches([text])
     assert fold(fold(text)) == fold(text)
+
+
+@given(st.text(max_size=60))
+def test_index_terms_need_no_escaping_in_a_json_string(text: str) -> None:
+    """Migration 0007 reads stored terms as a JSON array by quoting them."""
+    terms = index_text([text]).terms
+    assert json.loads('["' + terms.replace(" ", '","') + '"]') == (terms.split() or [""])

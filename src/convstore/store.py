@@ -47,7 +47,7 @@ from convstore.queries import (
 from convstore.redis_link import RedisLink
 from convstore.retry import retried
 from convstore.search.embedding import Embedder, as_vectors
-from convstore.search.query import parse_query
+from convstore.search.query import MAX_EXPANSIONS, SearchQuery, parse_query
 from convstore.search.results import (
     SearchHit,
     SearchMode,
@@ -975,9 +975,10 @@ class ConversationStore:
         with self._unit(write=False) as session:
             if conversation_id is not None and self._stamp(session, conversation_id) is None:
                 raise ConversationNotFoundError(conversation_id)
-            if where.conversation_ids == ():
+            expanded = _expanded(session, parsed)
+            if where.conversation_ids == () or expanded is None:
                 return []
-            return session.rank_messages(MessageSearch(parsed, where, limit, offset))
+            return session.rank_messages(MessageSearch(expanded, where, limit, offset))
 
     def _rank_by_meaning(
         self,
@@ -1077,8 +1078,11 @@ class ConversationStore:
         parsed = parse_query(query)
         where = self._scoped(parse_conversation_filter(filters))
         limit, offset = check_page(limit, offset)
-        search = ConversationSearch(parsed, where, bool(in_messages), limit, offset)
         with self._unit(write=False) as session:
+            expanded = _expanded(session, parsed)
+            if expanded is None:
+                return []
+            search = ConversationSearch(expanded, where, bool(in_messages), limit, offset)
             return session.rank_conversations(search)
 
     # health -------------------------------------------------------------------------
@@ -1417,6 +1421,12 @@ class _StoredVectors:
 
     def changes_since(self, mark: int, limit: int) -> list[Change]:
         return self.session.changes_since(mark, limit)
+
+
+def _expanded(session: Session, query: SearchQuery) -> SearchQuery | None:
+    """The query with its *contains* terms looked up in the store's vocabulary (None
+    when one of them that must match stands for no stored word)."""
+    return query.expanded(lambda fragment: session.words_containing(fragment, MAX_EXPANSIONS))
 
 
 def _message_scope(conversation_id: str | None, filters: Mapping[str, Any] | None) -> MessageFilter:

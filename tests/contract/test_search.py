@@ -188,3 +188,58 @@ def test_very_common_queries_rank_the_newest_matches(
     assert oldest.id not in {m.id for m in found}  # the best match, but not among the newest 3
     assert {m.id for m in found} == {m.id for m in newer[1:]}
     assert store.search_messages('"needle needle"') == [oldest]  # a rarer query finds it
+
+
+def test_a_word_inside_stars_finds_the_words_containing_it(
+    store: ConversationStore, corpus: dict[str, str]
+) -> None:
+    chat = store.create_conversation("Code review of ConversationManagerConfig").id
+    config = store.append_message(chat, "user", "ConversationManagerConfig needs a default")
+    refactoring = store.append_message(chat, "assistant", "Refactoring: moved config to TOML")
+    store.append_message(chat, "user", "nothing in common")
+    assert {m.id for m in store.search_messages("*config*")} == {config.id, refactoring.id}
+    assert [m.id for m in store.search_messages("*managerconf*")] == [config.id]
+    assert [m.id for m in store.search_messages("*CONFIG* -*factor*")] == [config.id]
+    assert [m.id for m in store.search_messages("*config* *toml*")] == [refactoring.id]
+    assert store.search_messages("*qqqzzz*") == []
+    assert len(store.search_messages("needs -*qqqzzz*")) == 1  # an exclusion of nothing
+    assert [
+        c.id for c in store.search_conversations("*managerconf*", search_in_messages=False)
+    ] == [chat]
+    assert (
+        store.search("*managerconf*")
+        .hits[0]
+        .snippet.marked()
+        .startswith("Conversation«ManagerConf»ig")
+    )
+    assert [c.id for c in store.search_conversations("*coder*")] == [corpus["refactor"]]
+    assert [c.id for c in store.search_conversations("*重构*")] == [corpus["refactor"]]
+
+
+def test_words_inside_stars_follow_edits(store: ConversationStore) -> None:
+    chat = store.create_conversation("edits").id
+    message = store.append_message(chat, "user", "first draft")
+    store.update_message(chat, message.id, content="Kubernetes rollout")
+    assert [m.id for m in store.search_messages("*bernet*")] == [message.id]
+    store.update_conversation(chat, name="Observability")
+    assert [c.id for c in store.search_conversations("*servab*")] == [chat]
+    store.delete_conversation(chat)
+    assert store.search_messages("*bernet*") == []  # a word of deleted text matches nothing
+
+
+def test_a_word_inside_stars_stands_for_its_shortest_words(store: ConversationStore) -> None:
+    from convstore.search.query import MAX_EXPANSIONS
+
+    chat = store.create_conversation("many").id
+    longest = store.append_message(chat, "user", "x" * 20 + "abc")
+    words = [f"abc{i:04d}" for i in range(MAX_EXPANSIONS)]
+    store.append_message(chat, "user", " ".join(words))
+    found = store.search_messages("*abc*")
+    assert longest.id not in {m.id for m in found}  # past the shortest words containing abc
+    assert [m.id for m in store.search_messages("*xabc*")] == [longest.id]
+
+
+def test_words_inside_stars_are_checked(store: ConversationStore) -> None:
+    for bad in ("*ab*", "*a*b*", "**", "*x y*"):
+        with pytest.raises(InvalidInputError):
+            store.search_messages(bad)

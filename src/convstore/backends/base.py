@@ -97,6 +97,11 @@ class Session(Protocol):
         """A page of the conversations matching the search, best first, with scores.
         Matches in names and descriptions count for more than matches in messages."""
 
+    def words_containing(self, fragment: str, limit: int) -> list[str]:
+        """Up to ``limit`` distinct index terms of messages, names or descriptions that
+        contain ``fragment`` (folded letters and digits), shortest first, then in code
+        point order. Terms of deleted text may still be listed (they then match nothing)."""
+
     # streamed replies
     def insert_chunks(self, conversation_id: str, chunks: Sequence[Chunk]) -> None:
         """Store chunks of a streaming message of the conversation (new seq numbers)."""

@@ -24,6 +24,7 @@ RANK_WINDOW = 5_000
 def bm25(documents: Sequence[Sequence[str]], query: SearchQuery) -> list[float]:
     """A score per document (each a list of index terms); higher is better."""
     wanted = {token for term in query.required for token, _ in term.tokens}
+    wanted.update(word for term in query.required for word in term.alternatives)
     counts = [Counter(t for t in document if t in wanted) for document in documents]
     total = len(documents)
     average = sum(len(d) for d in documents) / total if total else 0.0

@@ -20,6 +20,7 @@ _CJK = (
     "\u3005\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
 )
 _TOKEN = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+)")
+_CJK_RUN = re.compile(rf"[{_CJK}]+")
 
 
 def fold(text: str) -> str:
@@ -49,6 +50,11 @@ def index_text(texts: Iterable[str]) -> IndexText:
                 terms.extend(bigrams(cjk))
                 singles.extend(cjk)
     return IndexText(" ".join(terms), " ".join(singles))
+
+
+def is_cjk(term: str) -> bool:
+    """Whether an index term is Chinese or Japanese (a character or a character pair)."""
+    return bool(_CJK_RUN.fullmatch(term))
 
 
 def bigrams(run: str) -> list[str]:

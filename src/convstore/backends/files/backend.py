@@ -829,6 +829,16 @@ class FilesSession:
         by_id = {c.id: c for c in listed}
         return _best([(by_id[cid], score) for cid, score in best.items()], search)
 
+    def words_containing(self, fragment: str, limit: int) -> list[str]:
+        words: set[str] = set()
+        for state in self._states_in(MessageFilter()):
+            for message in state.ordered():
+                words.update(t for t in state.terms(message)[0] if fragment in t)
+        for conversation in self._index().conversations.values():
+            texts = [conversation.name, conversation.description or ""]
+            words.update(t for t in index_text(texts).terms.split() if fragment in t)
+        return sorted(words, key=lambda word: (len(word), word))[:limit]
+
     # embeddings ---------------------------------------------------------------------
 
     def put_embeddings(self, model: str, vectors: Mapping[str, bytes]) -> None:

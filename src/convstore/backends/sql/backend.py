@@ -239,6 +239,7 @@ class SqlSession:
         searchable = {"conversation_id": conversation.id}
         searchable.update(_conversation_text(conversation.name, conversation.description))
         self._run(_INSERT_CONVERSATION_TEXT, [searchable])
+        self._add_words([searchable["name_terms"], searchable["description_terms"]])
 
     def update_conversation(self, conversation_id: str, values: Mapping[str, Any]) -> None:
         columns = {("meta" if k == "metadata" else k): v for k, v in values.items()}
@@ -248,6 +249,7 @@ class SqlSession:
             assert current is not None
             searchable = _conversation_text(current.name, current.description)
             self._run(_UPDATE_CONVERSATION_TEXT, [{"target_id": conversation_id, **searchable}])
+            self._add_words([searchable["name_terms"], searchable["description_terms"]])
 
     def delete_conversation(self, conversation_id: str) -> None:
         self.conn.execute(sa.delete(changes).where(changes.c.conversation_id == conversation_id))
@@ -284,9 +286,9 @@ class SqlSession:
 
     def insert_messages(self, new: Sequence[Message]) -> None:
         self._run(_INSERT_MESSAGE, [_message_values(m) for m in new])
-        self._run(
-            _INSERT_MESSAGE_TEXT, [_message_text(m.id, m.conversation_id, m.content) for m in new]
-        )
+        searchable = [_message_text(m.id, m.conversation_id, m.content) for m in new]
+        self._run(_INSERT_MESSAGE_TEXT, searchable)
+        self._add_words([row["terms"] for row in searchable])
 
     def find_message(self, message_id: str) -> Message | None:
         rows = self._rows(_FIND_MESSAGE, message_id=message_id)
@@ -329,6 +331,7 @@ class SqlSession:
             searchable = _message_text(message_id, None, columns["content"])
             del searchable["conversation_id"]
             self._run(_UPDATE_MESSAGE_TEXT, [{"target_id": message_id, **searchable}])
+            self._add_words([searchable["terms"]])
             columns["content"] = dump_json(columns["content"])
         if "metadata" in columns:
             columns["meta"] = columns.pop("metadata")
@@ -435,6 +438,18 @@ class SqlSession:
         )
         rows = self.conn.execute(stmt, params).all()
         return [(_conversation(row[:-1]), -row[-1]) for row in rows]
+
+    def words_containing(self, fragment: str, limit: int) -> list[str]:
+        return self._flavor.words_containing(self.conn, fragment, limit)
+
+    def _add_words(self, terms: Sequence[str]) -> None:
+        """Add the words of index texts to the vocabulary that *fragment* queries read.
+        They are added under the change-order lock (which the unit holds to its commit
+        anyway), so writers adding the same new words queue instead of deadlocking."""
+        words = sorted({word for text in terms for word in text.split()})
+        if words:
+            self._order_changes()
+            self._flavor.add_words(self._cursor, words)
 
     # streamed replies ---------------------------------------------------------------
 
@@ -569,10 +584,14 @@ class SqlSession:
             "payload": dict(payload),
             "created_at": time.time(),
         }
+        self._order_changes()
+        self._run(_INSERT_CHANGE, [change])
+
+    def _order_changes(self) -> None:
+        """Take the flavor's change-order lock, once per unit."""
         if not self._ordering_changes:
             self._flavor.change_order_lock(self.conn)
             self._ordering_changes = True
-        self._run(_INSERT_CHANGE, [change])
 
     # checks -------------------------------------------------------------------------
 

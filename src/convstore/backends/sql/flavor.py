@@ -8,7 +8,7 @@ convstore's, how the database checks itself, and how its full-text index is quer
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -52,6 +52,13 @@ class Flavor(Protocol):
     def conversation_hits(self) -> Hits: ...
     def message_params(self, name: str, query: SearchQuery) -> dict[str, str]: ...
     def conversation_params(self, name: str, query: SearchQuery) -> dict[str, str]: ...
+    def words_containing(self, conn: Connection, fragment: str, limit: int) -> list[str]:
+        """Session.words_containing, from the vocabulary of migration 0007."""
+
+    def add_words(self, cursor: Any, words: Sequence[str]) -> None:
+        """Add words (sorted, distinct) to the vocabulary, skipping those it holds, in one
+        statement on the unit's DBAPI cursor."""
+
     def migration_lock(self, conn: Connection) -> None: ...
     def change_order_lock(self, conn: Connection) -> None:
         """Make change-feed ids commit in order (subscribers resume by id), if the

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -195,6 +195,22 @@ class PostgresFlavor:
     def conversation_params(self, name: str, query: SearchQuery) -> dict[str, str]:
         return _tsqueries(name, query)
 
+    def words_containing(self, conn: Connection, fragment: str, limit: int) -> list[str]:
+        """Through the vocabulary's pg_trgm index where the server has one (0007); the
+        fragment holds only letters and digits, so it needs no LIKE escapes."""
+        rows = conn.exec_driver_sql(
+            "SELECT word FROM search_words WHERE word LIKE %(pattern)s"
+            ' ORDER BY length(word), word COLLATE "C" LIMIT %(limit)s',
+            {"pattern": f"%{fragment}%", "limit": limit},
+        )
+        return [row[0] for row in rows]
+
+    def add_words(self, cursor: Any, words: Sequence[str]) -> None:
+        cursor.execute(
+            "INSERT INTO search_words(word) SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING",
+            (list(words),),
+        )
+
     def kept_apart(self, select: Any) -> Any:
         return select
 
@@ -253,6 +269,8 @@ def _sequence(term: Term) -> str:
     words = [_lexeme(t) for t, single in term.tokens if not single]
     if not words:
         return ""
+    if term.contains:
+        return "(" + " | ".join(_lexeme(w) for w in term.alternatives) + ")"
     if term.prefix:
         return f"{words[0]}:*"
     return " <-> ".join(words)

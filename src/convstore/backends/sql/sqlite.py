@@ -10,9 +10,10 @@ migration 0002 creates over the search tables.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -144,6 +145,21 @@ class SqliteFlavor:
     def conversation_params(self, name: str, query: SearchQuery) -> dict[str, str]:
         columns = ("{name_terms description_terms}", "{name_singles description_singles}")
         return {name: query.fts5(*columns)}
+
+    def words_containing(self, conn: Connection, fragment: str, limit: int) -> list[str]:
+        """Through the trigram index of the vocabulary (migration 0007)."""
+        rows = conn.exec_driver_sql(
+            "SELECT word FROM search_words_fts WHERE search_words_fts MATCH ?"
+            " AND instr(word, ?) > 0 ORDER BY length(word), word LIMIT ?",
+            (f'"{fragment}"', fragment, limit),
+        )
+        return [row[0] for row in rows]
+
+    def add_words(self, cursor: Any, words: Sequence[str]) -> None:
+        cursor.execute(
+            "INSERT OR IGNORE INTO search_words(word) SELECT value FROM json_each(?)",
+            (json.dumps(words),),
+        )
 
     def migration_lock(self, conn: Connection) -> None:
         """Nothing: BEGIN IMMEDIATE already queues writers, upgrades included."""
