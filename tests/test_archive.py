@@ -25,7 +25,7 @@ from convstore.archive import (
     verify_archive,
 )
 from tests.archive_data import fill, snapshot
-from tests.conftest import BACKENDS, backend_url
+from tests.conftest import ENGINES, backend_url
 
 
 @pytest.fixture
@@ -35,8 +35,8 @@ def source(tmp_path: Path) -> Iterator[ConversationStore]:
         yield store
 
 
-@pytest.mark.parametrize("target_backend", BACKENDS)
-@pytest.mark.parametrize("source_backend", BACKENDS)
+@pytest.mark.parametrize("target_backend", ENGINES)
+@pytest.mark.parametrize("source_backend", ENGINES)
 def test_round_trip_between_backends_is_lossless(
     source_backend: str, target_backend: str, tmp_path: Path
 ) -> None:
@@ -155,7 +155,7 @@ DAMAGES: dict[str, tuple[Damage, int, str]] = {
 }
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", ENGINES)
 @pytest.mark.parametrize("damage", DAMAGES)
 def test_damaged_archive_is_refused_and_changes_nothing(
     damage: str, backend: str, source: ConversationStore, tmp_path: Path

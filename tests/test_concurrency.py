@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import threading
 import time
 from collections.abc import Callable
@@ -17,16 +16,15 @@ import sqlalchemy as sa
 import convstore
 from convstore import ConversationStore, LockTimeoutError
 from convstore.backends.sql.migrate import head_revision
-from tests.conftest import BACKENDS, SHARED_BACKENDS, backend_url
+from tests.conftest import ENGINES, SHARED_BACKENDS, backend_url
+from tests.processes import PROCESSES
 
 pytestmark = pytest.mark.slow
 
-SPAWN = multiprocessing.get_context("spawn")
-
 
 def run_processes(target: Callable[..., None], args: list[tuple[Any, ...]]) -> None:
-    """Run one spawned process per argument tuple; fail if any of them failed."""
-    processes = [SPAWN.Process(target=target, args=a) for a in args]
+    """Run one child process per argument tuple; fail if any of them failed."""
+    processes = [PROCESSES.Process(target=target, args=a) for a in args]
     for process in processes:
         process.start()
     for process in processes:
@@ -68,7 +66,7 @@ def test_four_processes_append_into_one_conversation(backend: str, tmp_path: Pat
 # 8 threads mixing reads and writes -----------------------------------------------------
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("backend", ENGINES)
 def test_eight_threads_mix_reads_and_writes(backend: str, tmp_path: Path) -> None:
     with convstore.open(backend_url(backend, tmp_path)) as store:
         shared = store.create_conversation("shared").id
@@ -143,8 +141,8 @@ def test_writer_blocked_by_another_process_times_out(backend: str, tmp_path: Pat
     url = backend_url(backend, tmp_path)
     with convstore.open(url, lock_timeout=0.5) as store:
         chat = store.create_conversation("locked").id
-        inside, release = SPAWN.Event(), SPAWN.Event()
-        holder = SPAWN.Process(target=hold_transaction, args=(url, chat, inside, release))
+        inside, release = PROCESSES.Event(), PROCESSES.Event()
+        holder = PROCESSES.Process(target=hold_transaction, args=(url, chat, inside, release))
         holder.start()
         try:
             assert inside.wait(60)
@@ -219,8 +217,8 @@ def open_fresh(url: str, start: Barrier, upgrades: Any, index: int) -> None:
 
 def test_eight_processes_open_one_fresh_store(tmp_path: Path) -> None:
     url = backend_url("sqlite", tmp_path)
-    start = SPAWN.Barrier(8)
-    upgrades = SPAWN.Array("i", 8)
+    start = PROCESSES.Barrier(8)
+    upgrades = PROCESSES.Array("i", 8)
     run_processes(open_fresh, [(url, start, upgrades, i) for i in range(8)])
     assert upgrades[:].count(1) == 1, "exactly one opener runs the migration"
     engine = sa.create_engine(url)
@@ -280,8 +278,10 @@ def test_eight_writers_and_two_readers(backend: str, tmp_path: Path) -> None:
     url = backend_url(backend, tmp_path)
     with convstore.open(url) as store:
         chats = [store.create_conversation(f"c{i}").id for i in range(4)]
-    stop, checks = SPAWN.Event(), SPAWN.Value("i", 0)
-    readers = [SPAWN.Process(target=list_and_search, args=(url, stop, checks)) for _ in range(2)]
+    stop, checks = PROCESSES.Event(), PROCESSES.Value("i", 0)
+    readers = [
+        PROCESSES.Process(target=list_and_search, args=(url, stop, checks)) for _ in range(2)
+    ]
     for reader in readers:
         reader.start()
     try:
@@ -302,3 +302,4 @@ def test_eight_writers_and_two_readers(backend: str, tmp_path: Path) -> None:
         listed = {c.id: c.message_count for c in store.list_conversations()}
         assert listed == dict.fromkeys(chats, 120)  # the index agrees with the files
         assert store.check_integrity() == []
+

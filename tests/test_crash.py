@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,68 +20,108 @@ from tests.conftest import SHARED_BACKENDS, backend_url
 
 pytestmark = pytest.mark.slow
 
-# Appends forever, printing each message id only after append_message has returned.
+# Appends forever, writing each message id only after append_message has returned.
 WRITER = """
-import sys
-import convstore
-
-store = convstore.open(sys.argv[1])
-conversation_id = sys.argv[2]
-i = 0
-while True:
-    message = store.append_message(conversation_id, "user", {"n": i, "text": "x" * (i % 500)})
-    print(message.id, flush=True)
-    i += 1
+def work(store, conversation_id, acknowledge):
+    i = 0
+    while True:
+        message = store.append_message(
+            conversation_id, "user", {"n": i, "text": "x" * (i % 500)}
+        )
+        acknowledge(message.id)
+        i += 1
 """
 
-# Streams one reply forever, printing each chunk's seq once append_chunk has returned.
+# Streams one reply forever, writing each chunk's seq once append_chunk has returned.
 STREAMER = """
-import sys
+def work(store, conversation_id, acknowledge):
+    reply = store.begin_stream(conversation_id, message_id="reply")
+    i = 0
+    while True:
+        i += 1
+        store.append_chunk(conversation_id, reply.id, f"<{i}>", seq=i)
+        acknowledge(i)
+"""
+
+# A process that has imported convstore once and forks a fresh writer per request (a
+# line: script file, store URL, conversation id, FIFO for acknowledgements), answering
+# with the writer's pid. Forking skips the second of start-up a new interpreter costs,
+# and the writer is still a real process of its own, killed with SIGKILL.
+FORK_SERVER = """
+import os, signal, sys
 import convstore
 
-store = convstore.open(sys.argv[1])
-conversation_id = sys.argv[2]
-reply = store.begin_stream(conversation_id, message_id="reply")
-i = 0
-while True:
-    i += 1
-    store.append_chunk(conversation_id, reply.id, f"<{i}>", seq=i)
-    print(i, flush=True)
+signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # writers are reaped without waiting
+for line in sys.stdin:
+    script, url, conversation_id, fifo = line.split()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            acknowledgements = open(fifo, "w", buffering=1)
+            namespace = {}
+            exec(open(script).read(), namespace)
+            store = convstore.open(url)
+            namespace["work"](store, conversation_id, lambda a: print(a, file=acknowledgements))
+        finally:  # never back into the loop above, even after an error
+            os._exit(1)
+    print(pid, flush=True)
 """
 
 
-def run_and_kill(url: str, conversation_id: str, seconds: float, script: str = WRITER) -> list[str]:
-    """Run the writer, SIGKILL it after ``seconds`` of writing; what it acknowledged."""
-    child = subprocess.Popen(
-        [sys.executable, "-c", script, url, conversation_id],
+@pytest.fixture(scope="module")
+def fork_server() -> Iterator[subprocess.Popen[str]]:
+    server = subprocess.Popen(
+        [sys.executable, "-c", FORK_SERVER],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
-    output = child.stdout
-    assert output is not None
+    yield server
+    server.kill()
+    server.wait()
+
+
+def run_and_kill(
+    fork_server: subprocess.Popen[str],
+    workdir: Path,
+    url: str,
+    conversation_id: str,
+    seconds: float,
+    script: str = WRITER,
+) -> list[str]:
+    """Fork a writer running ``script``, SIGKILL it after ``seconds`` of writing, and
+    return what it acknowledged (read to the end: the FIFO closes when it is dead)."""
+    script_file, fifo = workdir / "writer.py", workdir / "acknowledged"
+    script_file.write_text(script)
+    os.mkfifo(fifo)
+    assert fork_server.stdin is not None and fork_server.stdout is not None
+    fork_server.stdin.write(f"{script_file} {url} {conversation_id} {fifo}\n")
+    fork_server.stdin.flush()
     acknowledged: list[str] = []
-    reader = threading.Thread(target=lambda: acknowledged.extend(line.strip() for line in output))
-    reader.start()
-    deadline = time.monotonic() + 60
-    while not acknowledged and time.monotonic() < deadline:  # wait until it is writing
-        time.sleep(0.01)
-    time.sleep(seconds)
-    os.kill(child.pid, signal.SIGKILL)
-    child.wait()
-    reader.join()
-    assert child.returncode == -signal.SIGKILL
+    with open(fifo) as output:  # opens once the writer has opened its end
+        pid = int(fork_server.stdout.readline())
+        reader = threading.Thread(target=lambda: acknowledged.extend(a.strip() for a in output))
+        reader.start()
+        deadline = time.monotonic() + 60
+        while not acknowledged and time.monotonic() < deadline:  # wait until it is writing
+            time.sleep(0.005)
+        time.sleep(seconds)
+        os.kill(pid, signal.SIGKILL)
+        reader.join(timeout=60)
+    assert not reader.is_alive(), "the killed writer's FIFO never closed"
     return [i for i in acknowledged if i]
 
 
 @pytest.mark.parametrize("backend", SHARED_BACKENDS)
-@pytest.mark.parametrize("trial", range(50))
+@pytest.mark.parametrize("trial", range(30))
 def test_sigkill_mid_append_loses_nothing_acknowledged(
-    backend: str, tmp_path: Path, trial: int
+    fork_server: subprocess.Popen[str], backend: str, tmp_path: Path, trial: int
 ) -> None:
     url = backend_url(backend, tmp_path)
     with convstore.open(url) as store:
         chat = store.create_conversation("crash").id
-    acknowledged = run_and_kill(url, chat, random.Random(trial).uniform(0.0, 0.3))
+    seconds = random.Random(trial).uniform(0.0, 0.3)
+    acknowledged = run_and_kill(fork_server, tmp_path, url, chat, seconds)
     assert acknowledged, "the writer must have appended something before it was killed"
 
     with convstore.open(url) as store:
@@ -102,14 +143,14 @@ def test_sigkill_mid_append_loses_nothing_acknowledged(
 @pytest.mark.parametrize("backend", SHARED_BACKENDS)
 @pytest.mark.parametrize("trial", range(5))
 def test_a_reply_streaming_when_its_writer_dies_is_marked_error_on_restart(
-    backend: str, tmp_path: Path, trial: int
+    fork_server: subprocess.Popen[str], backend: str, tmp_path: Path, trial: int
 ) -> None:
     url = backend_url(backend, tmp_path)
     with convstore.open(url) as store:
         chat = store.create_conversation("crash").id
         store.append_message(chat, "user", "go")
     seconds = random.Random(trial).uniform(0.0, 0.2)
-    acknowledged = run_and_kill(url, chat, seconds, STREAMER)
+    acknowledged = run_and_kill(fork_server, tmp_path, url, chat, seconds, STREAMER)
     assert acknowledged, "the streamer must have written something before it was killed"
 
     with convstore.open(url) as store:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import multiprocessing
 import shutil
 import threading
 import time
@@ -20,8 +19,7 @@ from convstore import (
     LockTimeoutError,
     PersistConversationManager,
 )
-
-SPAWN = multiprocessing.get_context("spawn")
+from tests.processes import PROCESSES
 
 
 def open_files(root: Path, **settings: object) -> ConversationStore:
@@ -210,7 +208,7 @@ def test_conversation_and_index_locks_never_deadlock(tmp_path: Path) -> None:
     url = f"file://{tmp_path}"
     with convstore.open(url) as store:
         chats = [store.create_conversation(f"c{i}").id for i in range(2)]
-    processes = [SPAWN.Process(target=churn, args=(url, chats, w, 30)) for w in range(4)]
+    processes = [PROCESSES.Process(target=churn, args=(url, chats, w, 30)) for w in range(4)]
     started = time.monotonic()
     for process in processes:
         process.start()

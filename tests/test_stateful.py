@@ -28,7 +28,7 @@ from hypothesis.stateful import (
 import convstore
 from convstore import ConversationState, InvalidInputError, InvalidStateError
 from convstore.states import TRANSITIONS
-from tests.conftest import BACKENDS, backend_url
+from tests.conftest import ENGINES, backend_url
 
 text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=20)
 json_values = st.recursive(
@@ -232,7 +232,7 @@ def _machine_for(backend: str) -> type[StoreVersusModel]:
     return type(f"StoreVersusModel_{backend}", (StoreVersusModel,), {"url_for_backend": backend})
 
 
-@pytest.mark.parametrize("backend_name", BACKENDS)
+@pytest.mark.parametrize("backend_name", ENGINES)
 def test_store_behaves_like_the_model(backend_name: str) -> None:
     machine = _machine_for(backend_name)
     machine.TestCase.settings = settings(
