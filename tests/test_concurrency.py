@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -303,3 +304,20 @@ def test_eight_writers_and_two_readers(backend: str, tmp_path: Path) -> None:
         assert listed == dict.fromkeys(chats, 120)  # the index agrees with the files
         assert store.check_integrity() == []
 
+
+def test_opening_waits_for_a_writer_setting_up_a_fresh_file(tmp_path: Path) -> None:
+    """Switching a file to WAL needs it alone; SQLite refuses that at once rather than
+    wait, so the store waits (up to lock_timeout) while another connection writes."""
+    path = tmp_path / "fresh.db"
+    other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    other.execute("CREATE TABLE t (x)")
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO t VALUES (1)")
+    release = threading.Timer(0.3, lambda: other.execute("COMMIT"))
+    release.start()
+    try:
+        with convstore.open(f"sqlite:///{path}", lock_timeout=5) as store:
+            assert store.create_conversation("opened").name == "opened"
+    finally:
+        release.join()
+        other.close()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -79,7 +80,7 @@ class SqliteFlavor:
         def _configure(dbapi_connection: sqlite3.Connection, _record: object) -> None:
             dbapi_connection.isolation_level = None  # the backend emits BEGIN itself
             if not in_memory:
-                dbapi_connection.execute("PRAGMA journal_mode=WAL")
+                _use_wal(dbapi_connection, config.lock_timeout)
             dbapi_connection.execute(f"PRAGMA synchronous={synchronous}")
             dbapi_connection.execute("PRAGMA foreign_keys=ON")
 
@@ -182,6 +183,23 @@ class SqliteFlavor:
         """LIMIT -1 keeps SQLite from flattening a subquery into the query around it,
         where bm25() would lose the full-text context it needs."""
         return select.limit(-1)
+
+
+def _use_wal(connection: sqlite3.Connection, timeout: float) -> None:
+    """Put the file in WAL mode (a lasting property of the file, so usually already set).
+    Switching needs the file to itself: while another connection sets up a fresh file,
+    SQLite refuses at once instead of waiting (its busy handler could deadlock there), so
+    the wait for it, up to ``timeout``, is here."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _database_path(url: str) -> Path | None:
