@@ -175,12 +175,14 @@ def serve(
     with _store(url) as store:
         if demo_user and not Accounts(store).list_users():
             _, key = Accounts(store).add_user("demo", user_id="demo")
-            console.print(f"created user [bold]demo[/] with API key [bold]{key}[/] (shown once)")
+            console.print("created user [bold]demo[/], whose API key (shown once) is:")
+            console.print(key, highlight=False, soft_wrap=True)
         address = f"http://{host}:{port}"
         console.print(
             f"convstore serving {archive.redact_url(store.url)} at {address} "
             f"(API docs: {address}/docs)",
             highlight=False,
+            soft_wrap=True,
         )
         uvicorn.run(
             create_app(store, settings), host=host, port=port, log_config=None, access_log=False

@@ -55,7 +55,7 @@ def start(store_url: str, key: str | None = None) -> Server:
         sys.executable, "-m", "convstore", "serve", "--url", store_url, "--port", str(port),
         "--demo-user", "--heartbeat", "0.5", "--poll-interval", "0.05",
     ]  # fmt: skip
-    env = {**os.environ, **GENEROUS, "COLUMNS": "500"}
+    env = {**os.environ, **GENEROUS, "COLUMNS": "40"}  # a narrow terminal wraps no key
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
     assert process.stdout is not None
     found = key
