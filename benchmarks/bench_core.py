@@ -100,7 +100,7 @@ class RawAppend:
                 self.conversation_id,
                 conv[5],
                 last_seq,
-                json.dumps(f"hello {self.n}"),
+                json.dumps("hello"),  # what the store appends
                 now,
                 now,
             ),
@@ -113,11 +113,11 @@ class RawAppend:
         db.execute(  # the search index row (FTS5 follows it by trigger, as for the store)
             "INSERT INTO message_search (message_id, conversation_id, terms, singles)"
             " VALUES (?, ?, ?, '')",
-            (message_id, self.conversation_id, f"hello {self.n}"),
+            (message_id, self.conversation_id, "hello"),
         )
         db.execute(  # its words, for *fragment* queries
             "INSERT OR IGNORE INTO search_words(word) SELECT value FROM json_each(?)",
-            (json.dumps(["hello", str(self.n)]),),
+            (json.dumps(["hello"]),),
         )
         db.execute(
             "INSERT INTO changes (conversation_id, kind, payload, created_at) VALUES (?, ?, ?, ?)",
