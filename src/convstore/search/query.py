@@ -41,7 +41,7 @@ class Term:
     excluded: bool = False
     contains: bool = False  # *text*: any word containing the text
     # the words a contains-term stands for, found by SearchQuery.expanded
-    alternatives: tuple[str, ...] = ()
+    alternatives: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class SearchQuery:
         """The query with each *contains* term standing for the words that contain its
         text (``words_containing(text)``, at most MAX_EXPANSIONS of them); None when a
         required one stands for no word, so nothing can match."""
-        found = {fragment: tuple(words_containing(fragment)) for fragment in self.fragments()}
+        found = {fragment: frozenset(words_containing(fragment)) for fragment in self.fragments()}
 
         def resolve(term: Term) -> Term:
             if not term.contains:
@@ -158,8 +158,7 @@ def _has(terms: Sequence[str], singles: set[str], term: Term) -> bool:
         return True
     if term.contains:
         if term.alternatives:
-            alternatives = set(term.alternatives)
-            return any(t in alternatives for t in terms)
+            return any(t in term.alternatives for t in terms)
         return any(sequence[0] in t for t in terms)  # not expanded: the words themselves
     if term.prefix:
         return any(t.startswith(sequence[0]) for t in terms)
@@ -172,7 +171,7 @@ def _fts5_term(term: Term, terms_column: str, singles_column: str) -> str:
     sequence = [t for t, single in term.tokens if not single]
     parts = [f'{singles_column} : "{t}"' for t, single in term.tokens if single]
     if term.contains:
-        words = " OR ".join(f'"{w}"' for w in term.alternatives)
+        words = " OR ".join(f'"{w}"' for w in sorted(term.alternatives))
         parts.append(f"{terms_column} : ({words})")
     elif sequence:
         star = "*" if term.prefix else ""

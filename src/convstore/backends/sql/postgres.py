@@ -270,7 +270,7 @@ def _sequence(term: Term) -> str:
     if not words:
         return ""
     if term.contains:
-        return "(" + " | ".join(_lexeme(w) for w in term.alternatives) + ")"
+        return "(" + " | ".join(_lexeme(w) for w in sorted(term.alternatives)) + ")"
     if term.prefix:
         return f"{words[0]}:*"
     return " <-> ".join(words)
