@@ -104,6 +104,11 @@ class ConversationManagerConfig:
             return f"file://{self.storage_path}"
         return resolve_url(self.url)
 
+    @property
+    def resolved_redis_url(self) -> str | None:
+        """The Redis URL these settings use: ``redis_url``, else $CONVSTORE_REDIS_URL."""
+        return self.redis_url or os.environ.get("CONVSTORE_REDIS_URL") or None
+
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ConversationManagerConfig:
         """Settings from a mapping of field names; unknown names are an error."""

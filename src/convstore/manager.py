@@ -19,11 +19,11 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-import convstore
 from convstore.backup import BackupManager, BackupScheduler, backup_dir_of, backups_for
 from convstore.config import ConversationManagerConfig
 from convstore.errors import ConversationManagerError, DataIntegrityError
 from convstore.models import Conversation, Message
+from convstore.opening import open as open_store
 from convstore.queries import ConversationOrder
 from convstore.store import ConversationStore
 
@@ -67,7 +67,7 @@ class PersistConversationManager:
             self.store = store
         else:
             self.config = config or ConversationManagerConfig.from_env()
-            self.store = convstore.open(config=self.config)
+            self.store = open_store(config=self.config)
         directory = backup_dir_of(self.store)
         self._backups = None if directory is None else BackupManager(self.store, directory)
         self._scheduler = self._start_scheduler()

@@ -14,16 +14,26 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Concatenate, ParamSpec, TypeVar
+from typing import Concatenate, ParamSpec, Protocol, TypeVar
 
+from convstore.config import ConversationManagerConfig
 from convstore.errors import ConversationManagerError
-
-if TYPE_CHECKING:
-    from convstore.store import ConversationStore
 
 log = logging.getLogger("convstore")
 P = ParamSpec("P")
 R = TypeVar("R")
+
+
+class Retrying(Protocol):
+    """What a retried method needs of its object: the settings, and whether a
+    transaction is open (calls inside one are not retried one by one)."""
+
+    @property
+    def config(self) -> ConversationManagerConfig: ...
+    def in_transaction(self) -> bool: ...
+
+
+S = TypeVar("S", bound=Retrying)
 FIRST_PAUSE = 0.05
 MAX_PAUSE = 2.0
 
@@ -36,12 +46,12 @@ def pause(attempt: int) -> float:
 
 
 def retried(
-    method: Callable[Concatenate[ConversationStore, P], R],
-) -> Callable[Concatenate[ConversationStore, P], R]:
+    method: Callable[Concatenate[S, P], R],
+) -> Callable[Concatenate[S, P], R]:
     """``method`` of the store, tried again on transient failures."""
 
     @functools.wraps(method)
-    def call(store: ConversationStore, /, *args: P.args, **kwargs: P.kwargs) -> R:
+    def call(store: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
         attempt = 0
         while True:
             try:
