@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import os
 import re
 import threading
@@ -61,3 +62,32 @@ def check_id(value: object, what: str = "id") -> str:
             f"{what} {shown!r} is invalid: use 1 to 64 characters from A-Z, a-z, 0-9, _ and -"
         )
     return value
+
+
+OWNER_TAG_LENGTH = 10
+MAX_CHOSEN_ID = 64 - OWNER_TAG_LENGTH - 1  # the longest id a user's view may choose
+
+
+def owner_tag(owner_id: str) -> str:
+    """The 10-character tag that ends every id a user's view chooses: a digest of the
+    user id, so that no other user's view can ever choose the same id."""
+    digest = hashlib.sha256(owner_id.encode("utf-8")).digest()
+    return base64.b32hexencode(digest).decode()[:OWNER_TAG_LENGTH].lower()
+
+
+def scoped_id(chosen: str, owner_id: str) -> str:
+    """The id stored for an id that ``owner_id``'s view chose: ``<chosen>-<tag>``.
+
+    Ids chosen in different users' views can then never collide, so trying an id tells
+    a user nothing about another user's data. Scoping an id already scoped for the
+    same user returns it unchanged, so a retry may repeat either form.
+    """
+    suffix = "-" + owner_tag(owner_id)
+    if chosen.endswith(suffix):
+        return chosen
+    if len(chosen) > MAX_CHOSEN_ID:
+        raise InvalidInputError(
+            f"an id chosen in a user's view has at most {MAX_CHOSEN_ID} characters "
+            f"(the store adds {suffix!r}); got {len(chosen)}"
+        )
+    return chosen + suffix

@@ -45,11 +45,33 @@ def test_only_the_owner_restores(store: ConversationStore) -> None:
     assert store.for_user("alice").restore_conversation(chat.id).owner_id == "alice"
 
 
-def test_a_reused_id_blocks_the_restore(store: ConversationStore) -> None:
+def test_an_id_in_the_trash_is_not_reused(store: ConversationStore) -> None:
     chat = store.create_conversation("c")
     store.delete_conversation(chat.id, soft=True)
-    store.create_conversation("new", conversation_id=chat.id)
-    with pytest.raises(ConcurrencyError):
+    with pytest.raises(ConcurrencyError, match="already exists"):
+        store.create_conversation("new", conversation_id=chat.id)
+    assert store.restore_conversation(chat.id).name == "c"
+
+
+def test_another_user_cannot_touch_a_conversation_in_the_trash(store: ConversationStore) -> None:
+    alice, bob = store.for_user("alice"), store.for_user("bob")
+    chat = alice.create_conversation("hers", conversation_id="X")
+    alice.delete_conversation(chat.id, soft=True)
+    for chosen in ("X", chat.id):  # the id she chose, and the id it was stored under
+        decoy = bob.create_conversation("his", conversation_id=chosen)
+        assert decoy.id != chat.id
+        assert bob.delete_conversation(decoy.id, soft=True)
+        assert not bob.delete_conversation(chat.id)
+    assert alice.restore_conversation(chat.id).name == "hers"
+
+
+def test_a_message_id_used_again_blocks_the_restore(store: ConversationStore) -> None:
+    chat = store.create_conversation("c", initial_messages=[{"role": "user", "content": "q"}])
+    (message,) = store.get_messages(chat.id)
+    store.delete_conversation(chat.id, soft=True)
+    other = store.create_conversation("other")
+    store.append_message(other.id, "user", "q", message_id=message.id)
+    with pytest.raises(ConcurrencyError, match="message ids"):
         store.restore_conversation(chat.id)
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from convstore import (
+    ConcurrencyError,
     ConversationNotFoundError,
     ConversationStore,
     InvalidInputError,
@@ -115,3 +116,42 @@ def test_closing_a_view_leaves_the_store_open(store: ConversationStore) -> None:
 def test_a_user_id_must_be_an_id(store: ConversationStore) -> None:
     with pytest.raises(InvalidInputError):
         store.for_user("../etc")
+
+
+def test_ids_chosen_in_a_view_are_scoped_to_its_user(
+    store: ConversationStore, alice: ConversationStore, bob: ConversationStore
+) -> None:
+    mine = alice.create_conversation("a", conversation_id="chat-1")
+    assert mine.id.startswith("chat-1-") and len(mine.id) == len("chat-1-") + 10
+    with pytest.raises(ConcurrencyError, match="already exists"):
+        alice.create_conversation("again", conversation_id="chat-1")
+    with pytest.raises(ConcurrencyError, match="already exists"):
+        alice.create_conversation("again", conversation_id=mine.id)  # the stored form
+    theirs = bob.create_conversation("b", conversation_id="chat-1")
+    assert theirs.id != mine.id
+    assert store.create_conversation("global", conversation_id="chat-1").id == "chat-1"
+    with pytest.raises(InvalidInputError, match="at most 53"):
+        alice.create_conversation("long", conversation_id="x" * 54)
+
+
+def test_trying_another_users_ids_reveals_nothing(
+    alice: ConversationStore, bob: ConversationStore
+) -> None:
+    hers = alice.create_conversation("a", conversation_id="plans")
+    said = alice.append_message(hers.id, "user", "secret", message_id="m1")
+    mine = bob.create_conversation("b")
+    for conversation_id in (hers.id, "plans", "free-id"):  # taken and free ids alike
+        created = bob.create_conversation("probe", conversation_id=conversation_id)
+        assert created.owner_id == "bob"
+    for message_id in (said.id, "m1", "free-message"):
+        probe = bob.append_message(mine.id, "user", "probe", message_id=message_id)
+        assert probe.conversation_id == mine.id
+    assert alice.get_message(hers.id, said.id) == said
+
+
+def test_a_retry_with_a_chosen_message_id_returns_the_message(alice: ConversationStore) -> None:
+    chat = alice.create_conversation("a")
+    first = alice.append_message(chat.id, "user", "hi", message_id="m1")
+    assert alice.append_message(chat.id, "user", "hi", message_id="m1") == first
+    assert alice.append_message(chat.id, "user", "hi", message_id=first.id) == first
+    assert alice.count_messages() == 1

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from convstore.backends.base import Session
 from convstore.errors import ConcurrencyError, ConversationNotFoundError, InvalidInputError
 from convstore.ids import check_id, new_id
 from convstore.models import Conversation, NewMessage
@@ -54,7 +55,7 @@ class Conversations(MessageWriter):
         if self._owner is not None and owner_id not in (None, self._owner):
             raise InvalidInputError(f"owner_id must be {self._owner!r}, the store's user")
         if conversation_id is not None:
-            check_id(conversation_id, "conversation_id")
+            conversation_id = self._own_id(check_id(conversation_id, "conversation_id"))
         drafts = make_drafts(initial_messages or [], self.config.max_message_size)
         vectors = self._embed_contents([d.new.content for d in drafts])
         now = time.time()
@@ -70,7 +71,7 @@ class Conversations(MessageWriter):
             version=1,
         )
         with self._unit(write=True) as session:
-            if conversation_id is not None and session.get_stamp(conversation_id) is not None:
+            if conversation_id is not None and _taken(session, conversation_id):
                 raise ConcurrencyError(f"conversation {conversation_id!r} already exists")
             session.insert_conversation(conversation)
             log_change(session, conversation, "conversation.created", {})
@@ -180,6 +181,11 @@ class Conversations(MessageWriter):
                 raise ConversationNotFoundError(conversation_id)
             if session.get_stamp(conversation_id) is not None:
                 raise ConcurrencyError(f"conversation {conversation_id!r} exists again")
+            if any(session.find_message(m.id) is not None for m in messages):
+                raise ConcurrencyError(
+                    f"conversation {conversation_id!r} cannot come back: "
+                    "some of its message ids are used again"
+                )
             session.insert_conversation(conversation)
             if messages:
                 session.insert_messages(messages)
@@ -203,3 +209,12 @@ class Conversations(MessageWriter):
                 return session.count_messages()
             mine = session.list_conversations(ConversationQuery(where=self._scoped(None)))
             return sum(c.message_count for c in mine)
+
+
+def _taken(session: Session, conversation_id: str) -> bool:
+    """Whether the id belongs to a conversation, or to one in the trash (which keeps its
+    id until it is restored or expires, so no one else can take it meanwhile)."""
+    if session.get_stamp(conversation_id) is not None:
+        return True
+    kept = session.get_record(TRASH, conversation_id)
+    return kept is not None and not expired(kept[1])

@@ -26,7 +26,7 @@ from convstore.errors import (
     InvalidStateError,
     StorageError,
 )
-from convstore.ids import check_id
+from convstore.ids import check_id, scoped_id
 from convstore.models import Conversation, Message
 from convstore.queries import ConversationFilter, check_page, check_seq
 from convstore.redis_link import RedisLink
@@ -177,6 +177,13 @@ class StoreCore:
         if where.owner_id not in (None, self._owner):
             return replace(where, conversation_ids=())
         return replace(where, owner_id=self._owner)
+
+    def _own_id(self, chosen: str | None) -> str | None:
+        """The id to store for an id the caller chose: in a user's view, scoped to that
+        user (see :func:`convstore.ids.scoped_id`), so ids never collide across users."""
+        if chosen is None or self._owner is None:
+            return chosen
+        return scoped_id(chosen, self._owner)
 
     def _writable(self, session: Session, conversation_id: str) -> Conversation:
         """The conversation, which must exist, be visible and not be archived."""

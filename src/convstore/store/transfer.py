@@ -46,10 +46,10 @@ class Transfer(StoreCore):
             for message in messages:  # message ids are unique across the store
                 holder = session.find_message(message.id)
                 if holder is not None and holder.conversation_id != conversation.id:
-                    raise ConcurrencyError(
-                        f"message id {message.id!r} is already used in conversation "
-                        f"{holder.conversation_id!r}"
-                    )
+                    where = "another conversation"  # a user's view is not told which
+                    if self._owner is None:
+                        where = f"conversation {holder.conversation_id!r}"
+                    raise ConcurrencyError(f"message id {message.id!r} is already used in {where}")
             if session.get_stamp(conversation.id) is not None:
                 if not replace or self._find(session, conversation.id) is None:
                     raise ConcurrencyError(f"conversation {conversation.id!r} already exists")

@@ -54,8 +54,9 @@ class MessageWriter(StoreCore):
         prompt = completion = 0
         for draft in drafts:
             new = draft.new
-            if new.id is not None:
-                earlier = seen.get(new.id) or session.find_message(new.id)
+            chosen = self._own_id(new.id)
+            if chosen is not None:
+                earlier = seen.get(chosen) or session.find_message(chosen)
                 if earlier is not None:
                     check_retry(earlier, draft, conversation.id)
                     result.append(earlier)
@@ -64,7 +65,7 @@ class MessageWriter(StoreCore):
             usage = draft.usage
             message = Message.from_stored(  # every field was checked by make_draft
                 {
-                    "id": new.id or new_id(),
+                    "id": chosen or new_id(),
                     "conversation_id": conversation.id,
                     "parent_id": parent,
                     "seq": seq,
