@@ -68,6 +68,7 @@ class PersistConversationManager:
         else:
             self.config = config or ConversationManagerConfig.from_env()
             self.store = open_store(config=self.config)
+        logging.getLogger("convstore").setLevel(self.config.log_level.upper())  # seed 000
         directory = backup_dir_of(self.store)
         self._backups = None if directory is None else BackupManager(self.store, directory)
         self._scheduler = self._start_scheduler()

@@ -18,7 +18,6 @@ from convstore.queries import (
 )
 from convstore.retry import retried
 from convstore.states import ConversationState
-from convstore.store.core import log_change
 from convstore.store.drafts import make_drafts
 from convstore.store.records import TRASH, expired, from_trash_form, trash_form
 from convstore.store.writing import MessageWriter
@@ -74,7 +73,7 @@ class Conversations(MessageWriter):
             if conversation_id is not None and _taken(session, conversation_id):
                 raise ConcurrencyError(f"conversation {conversation_id!r} already exists")
             session.insert_conversation(conversation)
-            log_change(session, conversation, "conversation.created", {})
+            self._log_change(session, conversation, "conversation.created", {})
             if drafts:
                 conversation, appended = self._append(session, conversation, drafts)
                 self._store_vectors(session, appended, vectors)
@@ -163,7 +162,7 @@ class Conversations(MessageWriter):
                 session.delete_record(TRASH, conversation_id)  # an older copy
                 session.insert_record(TRASH, conversation_id, kept, expires)
             session.delete_conversation(conversation_id)
-            log_change(session, conversation, "conversation.deleted", {"soft": soft})
+            self._log_change(session, conversation, "conversation.deleted", {"soft": soft})
         self._branches.invalidate(conversation_id)
         return True
 
@@ -190,7 +189,7 @@ class Conversations(MessageWriter):
             if messages:
                 session.insert_messages(messages)
             session.delete_record(TRASH, conversation_id)
-            log_change(session, conversation, "conversation.restored", {})
+            self._log_change(session, conversation, "conversation.restored", {})
         self._branches.invalidate(conversation_id)
         return conversation
 

@@ -10,6 +10,7 @@ the change feed.
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -33,6 +34,8 @@ from convstore.redis_link import RedisLink
 from convstore.retry import retried
 from convstore.search.semantic import VectorCache
 from convstore.states import ConversationState, check_transition
+
+operations_log = logging.getLogger("convstore.operations")
 
 
 class StoreCore:
@@ -94,9 +97,7 @@ class StoreCore:
             raise StorageError("the store is closed")
         if not write:
             return self._backend.read()
-        if self._watchers:
-            return _Announced(self._backend.write(), self._watchers)
-        return self._backend.write()
+        return _Committing(self._backend.write(), self._local, self._watchers)
 
     def watch_writes(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` (quickly, from the writing thread) after every write this
@@ -211,9 +212,20 @@ class StoreCore:
             "updated_at": max(now or time.time(), conversation.updated_at),
         }
         session.update_conversation(conversation.id, values)
-        log_change(session, conversation, kind, payload)
+        self._log_change(session, conversation, kind, payload)
         self._branches.invalidate(conversation.id)
         return conversation.model_copy(update=values)
+
+    def _log_change(
+        self, session: Session, conversation: Conversation, kind: str, payload: dict[str, Any]
+    ) -> None:
+        """Record a change of the conversation in the change feed, naming its owner so
+        that subscribers can be shown only their own changes; the operation log gets a
+        line for it once the unit commits."""
+        session.record_change(conversation.id, kind, {**payload, "owner_id": conversation.owner_id})
+        pending: list[tuple[str, str]] | None = getattr(self._local, "operations", None)
+        if pending is not None:
+            pending.append((kind, conversation.id))
 
     def _move(
         self, session: Session, conversation: Conversation, state: ConversationState
@@ -226,30 +238,41 @@ class StoreCore:
         return self._touch(session, conversation, {"state": state.value}, "state.changed", payload)
 
 
-class _Announced:
-    """A write unit that tells the store's watchers once it has committed."""
+class _Committing:
+    """A write unit that, once it has committed, logs the operations it made (one INFO
+    line each on the ``convstore.operations`` logger: operation and conversation id,
+    never content) and tells the store's watchers."""
 
-    def __init__(self, unit: AbstractContextManager[Session], watchers: list[Callable[[], None]]):
+    def __init__(
+        self,
+        unit: AbstractContextManager[Session],
+        local: threading.local,
+        watchers: list[Callable[[], None]],
+    ):
         self._unit = unit
+        self._local = local
         self._watchers = watchers
 
     def __enter__(self) -> Session:
-        return self._unit.__enter__()
+        session = self._unit.__enter__()
+        self._local.operations = []
+        return session
 
     def __exit__(self, *exc_info: Any) -> bool | None:
+        operations: list[tuple[str, str]] = self._local.operations
+        self._local.operations = None
         suppressed = self._unit.__exit__(*exc_info)
         if exc_info[0] is None:
+            for kind, conversation_id in operations:
+                operations_log.info(
+                    "%s %s",
+                    kind,
+                    conversation_id,
+                    extra={"fields": {"operation": kind, "conversation_id": conversation_id}},
+                )
             for watcher in self._watchers:
                 watcher()
         return suppressed
-
-
-def log_change(
-    session: Session, conversation: Conversation, kind: str, payload: dict[str, Any]
-) -> None:
-    """Record a change of the conversation in the change feed, naming its owner so that
-    subscribers can be shown only their own changes."""
-    session.record_change(conversation.id, kind, {**payload, "owner_id": conversation.owner_id})
 
 
 def check_writable(conversation: Conversation) -> None:

@@ -25,7 +25,7 @@ from convstore.models import Chunk, Conversation, Message, MessageStatus, NewMes
 from convstore.queries import check_page, check_seq
 from convstore.retry import retried
 from convstore.states import ConversationState, parse_state
-from convstore.store.core import log_change, owned
+from convstore.store.core import owned
 from convstore.store.drafts import make_draft
 from convstore.store.writing import MessageWriter
 from convstore.validation import (
@@ -147,7 +147,7 @@ class Streams(MessageWriter):
                 session.insert_chunks(conversation_id, fresh)
                 payload = {"message_id": message_id, "first_seq": fresh[0].seq}
                 payload["last_seq"] = fresh[-1].seq
-                log_change(session, conversation, "chunks.appended", payload)
+                self._log_change(session, conversation, "chunks.appended", payload)
         return stored + fresh
 
     def append_chunk(

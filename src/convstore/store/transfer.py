@@ -9,7 +9,7 @@ from convstore.errors import ConcurrencyError, InvalidInputError
 from convstore.ids import check_id
 from convstore.models import Conversation, Message
 from convstore.retry import retried
-from convstore.store.core import StoreCore, log_change
+from convstore.store.core import StoreCore
 
 
 class Transfer(StoreCore):
@@ -57,7 +57,7 @@ class Transfer(StoreCore):
             session.insert_conversation(conversation)
             if messages:
                 session.insert_messages(list(messages))
-            log_change(session, conversation, "conversation.imported", {})
+            self._log_change(session, conversation, "conversation.imported", {})
         self._branches.invalidate(conversation.id)
 
 

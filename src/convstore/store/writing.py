@@ -19,7 +19,7 @@ from convstore.queries import BranchPage
 from convstore.search.embedding import as_vectors
 from convstore.search.semantic import to_bytes
 from convstore.states import ConversationState
-from convstore.store.core import StoreCore, check_writable, log_change
+from convstore.store.core import StoreCore, check_writable
 from convstore.store.drafts import Draft, check_retry
 from convstore.validation import text_values
 
@@ -99,7 +99,8 @@ class MessageWriter(StoreCore):
         }
         if conversation.state == ConversationState.INITIAL:  # the first words make it active
             changes["state"] = ConversationState.ACTIVE.value
-            log_change(session, conversation, "state.changed", {"from": "initial", "to": "active"})
+            activated = {"from": "initial", "to": "active"}
+            self._log_change(session, conversation, "state.changed", activated)
         updated = self._touch(
             session,
             conversation,
