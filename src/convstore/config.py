@@ -66,6 +66,7 @@ class ConversationManagerConfig:
     trash_retention: float = 30 * 86400.0
     retry_attempts: int = 3
     redis_url: str | None = None
+    semantic_min_score: float = 0.2
 
     _NON_NEGATIVE: ClassVar[tuple[str, ...]] = (
         "max_cache_size",
@@ -93,6 +94,10 @@ class ConversationManagerConfig:
         if self.durability not in _DURABILITY:
             raise ConfigurationError(
                 f"durability must be one of {', '.join(_DURABILITY)}; got {self.durability!r}"
+            )
+        if not -1.0 <= self.semantic_min_score <= 1.0:
+            raise ConfigurationError(
+                f"semantic_min_score must be from -1 to 1; got {self.semantic_min_score}"
             )
         if self.url is not None and self.storage_path is not None:
             raise ConfigurationError("give either url or storage_path, not both")

@@ -29,10 +29,13 @@ def test_nearest_message_comes_first(semantic: ConversationStore) -> None:
     cook = semantic.append_message(chat, "user", "a recipe for bread with flour and water")
     tool = semantic.append_message(chat, "assistant", {"tool": "deploy", "args": ["service"]})
     found = ids(semantic, "how to deploy to production")
-    assert found[0] == deploy.id and set(found) == {deploy.id, cook.id, tool.id}
+    assert found[0] == deploy.id and cook.id not in found  # unrelated: below min_score
+    everything = ids(semantic, "how to deploy to production", min_score=-1)
+    assert everything[0] == deploy.id and set(everything) == {deploy.id, cook.id, tool.id}
     assert ids(semantic, "bread flour")[0] == cook.id
     assert ids(semantic, "deploy service")[0] == tool.id  # the text inside content counts
-    hits = semantic.search("how to deploy to production", mode="semantic").hits
+    hits = semantic.search("how to deploy to production", mode="semantic", min_score=-1).hits
+    assert all(h.score > 0.2 for h in semantic.search("deploy", mode="semantic").hits)
     assert hits[0].score >= hits[1].score >= hits[2].score
     assert -1.0 <= hits[-1].score <= hits[0].score <= 1.0 + 1e-6
 

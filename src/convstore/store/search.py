@@ -88,13 +88,17 @@ class Search(MessageWriter):
         filters: Mapping[str, Any] | None = None,
         limit: int = 20,
         cursor: str | None = None,
+        min_score: float | None = None,
     ) -> SearchResults:
         """A page of ranked hits with scores and snippets; pass ``next_cursor`` back as
         ``cursor`` for the next page. ``target`` is "messages" or "conversations".
 
         ``mode`` "text" ranks by the query language (BM25); "semantic" by the meaning of
         the query (nearest message vectors, which needs ``config.embedder``); "hybrid"
-        fuses both rankings (reciprocal rank fusion). The last two find messages.
+        fuses both rankings (reciprocal rank fusion). The last two find messages, and
+        only those whose meaning is closer to the query than ``min_score`` (cosine
+        similarity; ``config.semantic_min_score``, 0.2, by default; -1 keeps every
+        message): hybrid search still finds every message that matches the words.
         """
         if target not in ("messages", "conversations"):
             raise InvalidInputError(f"target must be messages or conversations; got {target!r}")
@@ -105,12 +109,13 @@ class Search(MessageWriter):
         page_size, _ = check_page(limit, 0)
         if page_size is None:
             raise InvalidInputError("search needs a page size (limit)")
-        token = search_token(query, f"{target}/{mode}", conversation_id, filters)
+        floor = _min_score(self.config.semantic_min_score if min_score is None else min_score)
+        token = search_token(query, f"{target}/{mode}/{floor}", conversation_id, filters)
         offset = read_cursor(cursor, token)
         hits: list[SearchHit]
         if mode != "text":
             depth = offset + page_size + 1
-            meaning = self._rank_by_meaning(query, mode, conversation_id, filters, depth)
+            meaning = self._rank_by_meaning(query, mode, conversation_id, filters, depth, floor)
             hits = [message_hit(m, score, lenient_query(query)) for m, score in meaning[offset:]]
         elif target == "messages":
             found = self._rank_messages(query, conversation_id, filters, page_size + 1, offset)
@@ -182,9 +187,11 @@ class Search(MessageWriter):
         conversation_id: str | None,
         filters: Mapping[str, Any] | None,
         depth: int,
+        floor: float,
     ) -> list[tuple[Message, float]]:
         """The ``depth`` best messages by meaning ("semantic") or by meaning and words
-        ("hybrid", fused by reciprocal rank), with their scores."""
+        ("hybrid", fused by reciprocal rank), with their scores; by meaning, only those
+        scoring above ``floor``."""
         embedder = self._embedder()
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("query must be a non-empty string")
@@ -205,6 +212,7 @@ class Search(MessageWriter):
                 near = self._vectors.nearest((embedder.name, where), mark, source, vector, depth)
             else:
                 near.sort(key=lambda pair: (-round(pair[1], 6), pair[0]))  # as the exact path
+            near = [(i, score) for i, score in near if score > floor]
             ranked = fuse([[i for i, _ in near], textual]) if mode == "hybrid" else near
             found = [(session.find_message(i), score) for i, score in ranked[:depth]]
         return [(m, score) for m, score in found if m is not None]
@@ -270,3 +278,10 @@ def _message_scope(conversation_id: str | None, filters: Mapping[str, Any] | Non
     scope = where.conversation_ids
     inside = scope is None or conversation_id in scope
     return replace(where, conversation_ids=(conversation_id,) if inside else ())
+
+
+def _min_score(value: object) -> float:
+    """A checked similarity floor: a number from -1 to 1."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not -1 <= value <= 1:
+        raise InvalidInputError(f"min_score must be a number from -1 to 1; got {value!r}")
+    return float(value)
