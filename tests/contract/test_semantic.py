@@ -152,3 +152,11 @@ def test_a_users_view_finds_only_their_messages_by_meaning(
     found = alice.search("deploy service production", mode=mode).hits  # type: ignore[arg-type]
     assert [h.conversation_id for h in found] == [mine]
     assert len(semantic.search("deploy service production", mode=mode).hits) == 2  # type: ignore[arg-type]
+
+
+def test_the_similarity_floor_is_checked(semantic: ConversationStore) -> None:
+    for bad in (2, -1.5, "0.3", True):
+        with pytest.raises(InvalidInputError, match="min_score"):
+            semantic.search("x", mode="semantic", min_score=bad)  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="semantic_min_score"):
+        convstore.open("memory://", semantic_min_score=1.5)
