@@ -16,7 +16,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
-from convstore.backends.base import Backend, Change, RepairReport, Session
+from convstore.backends.base import Backend, RepairReport, Session
 from convstore.cache import StampedLRUCache
 from convstore.config import ConversationManagerConfig
 from convstore.errors import (
@@ -29,7 +29,16 @@ from convstore.errors import (
     StorageError,
 )
 from convstore.ids import check_id, new_id
-from convstore.models import Chunk, Conversation, Message, MessageStatus, NewMessage, Role, Usage
+from convstore.models import (
+    Change,
+    Chunk,
+    Conversation,
+    Message,
+    MessageStatus,
+    NewMessage,
+    Role,
+    Usage,
+)
 from convstore.queries import (
     BranchPage,
     ConversationFilter,

@@ -38,7 +38,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from convstore.backends.base import Change, RepairReport
+from convstore.backends.base import RepairReport
 from convstore.backends.files.journal import JournaledFile, Loaded, Mark
 from convstore.backends.files.query import conversation_matches, message_matches
 from convstore.config import ConversationManagerConfig
@@ -46,7 +46,7 @@ from convstore.errors import ConfigurationError, DataIntegrityError
 from convstore.fileio import write_atomic
 from convstore.ids import check_id, is_valid_id
 from convstore.locks import FileLock
-from convstore.models import Chunk, Conversation, Message, MessageStatus, Role, Usage
+from convstore.models import Change, Chunk, Conversation, Message, MessageStatus, Role, Usage
 from convstore.queries import (
     BranchPage,
     ConversationFilter,

@@ -15,7 +15,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from convstore.backends.base import Change
 from convstore.backends.sql import ranking
 from convstore.backends.sql.flavor import Flavor
 from convstore.backends.sql.prepared import StatementCache
@@ -63,7 +62,7 @@ from convstore.backends.sql.statements import (
     live,
     message_conditions,
 )
-from convstore.models import Chunk, Conversation, Message, Usage
+from convstore.models import Change, Chunk, Conversation, Message, Usage
 from convstore.queries import (
     BranchPage,
     ConversationFilter,
