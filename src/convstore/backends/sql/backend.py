@@ -3,7 +3,8 @@ PostgreSQL).
 
 The backend opens the engine and migrates the schema; each unit of work
 (``convstore.backends.sql.unit``) yields a SqlSession (``convstore.backends.sql.session``)
-on one transaction. What differs between databases is the flavor's (``flavor``).
+on one transaction. What differs between databases is the flavor's (``registry``
+picks it from the URL).
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from sqlalchemy.engine import Connection
 
 from convstore.backends.base import RepairReport
 from convstore.backends.sql import migrate
-from convstore.backends.sql.flavor import flavor_for
 from convstore.backends.sql.prepared import StatementCache
+from convstore.backends.sql.registry import flavor_for
 from convstore.backends.sql.schema import conversations
 from convstore.backends.sql.session import SqlSession
 from convstore.backends.sql.statements import COUNTS
