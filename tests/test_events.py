@@ -13,8 +13,8 @@ import pytest
 
 import convstore
 from convstore import ConversationStore, InvalidInputError, events
-from convstore.backends.base import Change
 from convstore.events import ChangeHub
+from convstore.models import Change
 from tests.conftest import SHARED_BACKENDS, backend_url
 
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 import convstore
 from convstore import ConversationStore
-from convstore.backends.sql import backend as sql
+from convstore.backends.sql import statements
 from convstore.backends.sql.prepared import PreparedStatement
 from tests.conftest import backend_url
 
@@ -83,7 +83,7 @@ def assert_indexed(found: list[str]) -> None:
 
 def test_listing_newest_conversations(big: tuple[str, ConversationStore]) -> None:
     _, store = big
-    statement = sql._list_statement("updated_at", True, limited=True, skipping=False)
+    statement = statements.list_statement("updated_at", True, limited=True, skipping=False)
     assert_indexed(scans(store, *prepared(store, statement, limit=50, offset=0)))
     assert [c.id for c in store.list_conversations(limit=3)] == ["c100000", "c99999", "c99998"]
 
@@ -113,7 +113,7 @@ def test_listing_by_owner(big: tuple[str, ConversationStore]) -> None:
 
 def test_newest_page_of_a_conversation(big: tuple[str, ConversationStore]) -> None:
     _, store = big
-    statement = sql._branch_statement(
+    statement = statements.branch_statement(
         before=False, after=False, newest_first=True, limited=True, skipping=False
     )
     query = prepared(store, statement, conversation_id="c42", limit=50, offset=0)

@@ -16,8 +16,8 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 
-from convstore.backends.base import Change
 from convstore.errors import ConversationManagerError, InvalidInputError
+from convstore.models import Change
 from convstore.store import ConversationStore
 
 log = logging.getLogger(__name__)

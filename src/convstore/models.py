@@ -127,3 +127,13 @@ class NewMessage:
     type: str = "text"
     sender_id: str | None = None
     usage: Usage | Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of the change feed: ``id`` is strictly increasing across the store."""
+
+    id: int
+    conversation_id: str
+    kind: str
+    payload: dict[str, Any]

@@ -179,7 +179,7 @@ def test_edits_and_deletes_keep_the_index_in_step(
 def test_very_common_queries_rank_the_newest_matches(
     store: ConversationStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    for module in ("convstore.backends.sql.backend", "convstore.backends.files.search"):
+    for module in ("convstore.backends.sql.ranking", "convstore.backends.files.search"):
         monkeypatch.setattr(f"{module}.RANK_WINDOW", 3)
     chat = store.create_conversation("window").id
     oldest = store.append_message(chat, "user", "needle needle needle")

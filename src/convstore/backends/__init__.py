@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from convstore.backends.base import Backend
+from convstore.backends.urls import url_scheme
 from convstore.config import ConversationManagerConfig
 from convstore.errors import ConfigurationError
 
@@ -12,9 +13,7 @@ SCHEMES = ("sqlite", "memory", "file", "postgresql", "postgres")
 def open_backend(url: str, config: ConversationManagerConfig) -> Backend:
     """The backend for ``url``: ``sqlite:///PATH``, ``memory://``, ``file://PATH`` or
     ``postgresql://...``."""
-    if not isinstance(url, str) or "://" not in url:
-        raise ConfigurationError(f"store URL {url!r} is not a URL such as sqlite:///PATH")
-    scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
+    scheme = url_scheme(url)
     if scheme == "file":
         from convstore.backends.files.backend import FilesBackend
 

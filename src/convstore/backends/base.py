@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from convstore.models import Chunk, Conversation, Message
+from convstore.models import Change, Chunk, Conversation, Message
 from convstore.queries import (
     BranchPage,
     ConversationFilter,
@@ -37,20 +37,9 @@ class RepairReport:
     set_aside: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class Change:
-    """One entry of the change feed."""
+class ConversationRows(Protocol):
+    """Conversation rows: read, write, list and count them."""
 
-    id: int
-    conversation_id: str
-    kind: str
-    payload: dict[str, Any]
-
-
-class Session(Protocol):
-    """The primitives available inside one unit of work."""
-
-    # conversations
     def get_conversation(self, conversation_id: str) -> Conversation | None: ...
     def get_stamp(self, conversation_id: str) -> tuple[float, int] | None:
         """(created_at, version): changes whenever the conversation or its messages do."""
@@ -64,9 +53,12 @@ class Session(Protocol):
         """A page of conversations, in the query's order."""
 
     def count_conversations(self, where: ConversationFilter) -> int: ...
-    def count_messages(self) -> int: ...
 
-    # messages
+
+class MessageRows(Protocol):
+    """Message rows: the message tree of each conversation and its active branch."""
+
+    def count_messages(self) -> int: ...
     def insert_messages(self, messages: Sequence[Message]) -> None:
         """Insert messages that extend the conversation's active branch."""
 
@@ -89,6 +81,10 @@ class Session(Protocol):
     ) -> None:
         """Give the children of ``old_parent_id`` the parent ``new_parent_id``."""
 
+
+class Ranking(Protocol):
+    """Full-text search over messages, names and descriptions."""
+
     def rank_messages(self, search: MessageSearch) -> list[tuple[Message, float]]:
         """A page of the messages matching the search, best first, with their scores
         (higher is better; comparable only within one search)."""
@@ -102,7 +98,10 @@ class Session(Protocol):
         contain ``fragment`` (folded letters and digits), shortest first, then in code
         point order. Terms of deleted text may still be listed (they then match nothing)."""
 
-    # streamed replies
+
+class Chunks(Protocol):
+    """The chunks of streamed replies."""
+
     def insert_chunks(self, conversation_id: str, chunks: Sequence[Chunk]) -> None:
         """Store chunks of a streaming message of the conversation (new seq numbers)."""
 
@@ -118,7 +117,10 @@ class Session(Protocol):
         """Every message still streaming, with the time of its last chunk (or of its
         creation, if it has none)."""
 
-    # records
+
+class Records(Protocol):
+    """Small JSON records by namespace and key, with an optional expiry time."""
+
     def get_record(self, namespace: str, key: str) -> tuple[dict[str, Any], float | None] | None:
         """The record's value and expiry time, expired or not; None if there is none."""
 
@@ -137,7 +139,10 @@ class Session(Protocol):
         """(namespace, key, value, expires_at) of every record of the namespace (of
         every namespace when None), by namespace and key."""
 
-    # embeddings
+
+class Vectors(Protocol):
+    """Message embeddings, per embedding model."""
+
     def put_embeddings(self, model: str, vectors: Mapping[str, bytes]) -> None:
         """Store (or replace) the vectors of messages, by message id, for ``model``."""
 
@@ -157,15 +162,24 @@ class Session(Protocol):
     def messages_without_embeddings(self, model: str, limit: int) -> list[Message]:
         """Up to ``limit`` messages that have no vector for ``model`` yet."""
 
+
+class ChangeFeed(Protocol):
+    """The store's change feed: a strictly increasing sequence of changes."""
+
+    def record_change(self, conversation_id: str, kind: str, payload: Mapping[str, Any]) -> None:
+        """Append an entry to the store's change feed, in this unit of work."""
+
     def change_mark(self) -> int:
         """The id of the newest change-feed entry: it moves whenever anything changes."""
 
     def changes_since(self, mark: int, limit: int) -> list[Change]:
         """Up to ``limit`` change-feed entries newer than ``mark``, oldest first."""
 
-    # change feed
-    def record_change(self, conversation_id: str, kind: str, payload: Mapping[str, Any]) -> None:
-        """Append an entry to the store's change feed, in this unit of work."""
+
+class Session(
+    ConversationRows, MessageRows, Ranking, Chunks, Records, Vectors, ChangeFeed, Protocol
+):
+    """The primitives available inside one unit of work: everything a backend owes."""
 
 
 class Backend(Protocol):

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from convstore.backends.base import Change
+from convstore.models import Change
 from convstore.search.embedding import Vector, nearest
 
 RRF_K = 60  # the usual constant of reciprocal rank fusion

@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
-from convstore.backends.base import Change
+from convstore.models import Change
 from convstore.server.auth import Caller
 from convstore.server.context import context_of, reader
 from convstore.server.errors import ApiError

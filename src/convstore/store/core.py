@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from typing import Any, Self
 
-from convstore.backends.base import Backend, Change, Session
+from convstore.backends.base import Backend, Session
 from convstore.cache import StampedLRUCache
 from convstore.config import ConversationManagerConfig
 from convstore.errors import (
@@ -28,7 +28,7 @@ from convstore.errors import (
     StorageError,
 )
 from convstore.ids import check_id, scoped_id
-from convstore.models import Conversation, Message
+from convstore.models import Change, Conversation, Message
 from convstore.queries import ConversationFilter, check_page, check_seq
 from convstore.redis_link import RedisLink
 from convstore.retry import retried

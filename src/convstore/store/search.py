@@ -7,10 +7,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from convstore.backends.base import Change, Session
+from convstore.backends.base import Session
 from convstore.errors import ConfigurationError, ConversationNotFoundError, InvalidInputError
 from convstore.ids import check_id
-from convstore.models import Conversation, Message
+from convstore.models import Change, Conversation, Message
 from convstore.queries import (
     ConversationSearch,
     MessageFilter,

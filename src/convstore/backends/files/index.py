@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from convstore.backends.base import Change
 from convstore.backends.files.journal import JournaledFile, Mark
 from convstore.backends.files.loaded import (
     FORMAT_VERSION,
@@ -27,7 +26,7 @@ from convstore.backends.files.loaded import (
 from convstore.errors import DataIntegrityError
 from convstore.fileio import write_atomic
 from convstore.ids import is_valid_id
-from convstore.models import Conversation
+from convstore.models import Change, Conversation
 from convstore.validation import dump_json
 
 if TYPE_CHECKING:

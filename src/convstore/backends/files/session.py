@@ -14,7 +14,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from convstore.backends.base import Change
 from convstore.backends.files.index import LoadedIndex
 from convstore.backends.files.journal import Mark
 from convstore.backends.files.loaded import LoadedConversation, json_values
@@ -23,7 +22,7 @@ from convstore.backends.files.records import RecordsUnit
 from convstore.backends.files.search import rank_conversations, rank_messages, words_containing
 from convstore.errors import DataIntegrityError
 from convstore.locks import FileLock
-from convstore.models import Chunk, Conversation, Message, MessageStatus
+from convstore.models import Change, Chunk, Conversation, Message, MessageStatus
 from convstore.queries import (
     BranchPage,
     ConversationFilter,

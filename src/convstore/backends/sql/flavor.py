@@ -3,6 +3,9 @@
 Everything else (the schema, the statements, the session primitives) is shared; a
 flavor says how to connect, how transactions begin, how driver errors map to
 convstore's, how the database checks itself, and how its full-text index is queried.
+
+This is the base every flavor module (``sqlite``, ``postgres``) builds on; it imports
+none of them. ``registry`` picks the flavor of a URL.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from convstore.config import ConversationManagerConfig
-from convstore.errors import ConfigurationError, ConversationManagerError
+from convstore.errors import ConversationManagerError
 from convstore.search.query import SearchQuery
 
 
@@ -76,17 +79,3 @@ class Flavor(Protocol):
     ) -> sa.ColumnElement[float] | None:
         """The indexed cosine distance of embeddings to the ``query_vector`` parameter,
         or None when the database has no vector index (the store then searches exactly)."""
-
-
-def flavor_for(url: str, config: ConversationManagerConfig) -> Flavor:
-    """The flavor of a store URL."""
-    scheme = url.split("://", 1)[0].split("+", 1)[0].lower()
-    if scheme in ("sqlite", "memory"):
-        from convstore.backends.sql.sqlite import SqliteFlavor
-
-        return SqliteFlavor(url, config)
-    if scheme in ("postgresql", "postgres"):
-        from convstore.backends.sql.postgres import PostgresFlavor
-
-        return PostgresFlavor(url, config)
-    raise ConfigurationError(f"store URL {url!r} is not a SQL database URL")

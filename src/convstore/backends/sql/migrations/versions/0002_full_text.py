@@ -8,14 +8,13 @@ Revises: 0001
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
-
-from convstore.search.text import index_text
-from convstore.validation import text_values
 
 revision = "0002"
 down_revision = "0001"
@@ -136,21 +135,73 @@ def _batches(conn: sa.Connection, table: str, columns: str) -> Iterator[list[Any
 
 
 def _message_row(message_id: str, conversation_id: str, content: str) -> dict[str, str]:
-    indexed = index_text(text_values(json.loads(content)))
+    terms, singles = _index_text(_text_values(json.loads(content)))
     return {
         "message_id": message_id,
         "conversation_id": conversation_id,
-        "terms": indexed.terms,
-        "singles": indexed.singles,
+        "terms": terms,
+        "singles": singles,
     }
 
 
 def _conversation_row(conversation_id: str, name: str, description: str | None) -> dict[str, str]:
-    name_text, description_text = index_text([name]), index_text([description or ""])
+    name_terms, name_singles = _index_text([name])
+    description_terms, description_singles = _index_text([description or ""])
     return {
         "conversation_id": conversation_id,
-        "name_terms": name_text.terms,
-        "name_singles": name_text.singles,
-        "description_terms": description_text.terms,
-        "description_singles": description_text.singles,
+        "name_terms": name_terms,
+        "name_singles": name_singles,
+        "description_terms": description_terms,
+        "description_singles": description_singles,
     }
+
+
+# The index text as this revision defines it: frozen copies of what convstore's search
+# code did when the revision was written, so that the backfill stays the same whatever
+# later versions of that code do. Do not change them; a new tokenizer needs a new
+# revision that reindexes.
+
+# Han ideographs (with extensions and compatibility forms), kana, and the iteration mark
+_CJK = (
+    "\u3005\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0002fa1f"
+)
+_TOKEN = re.compile(rf"([{_CJK}]+)|([^\W_{_CJK}]+)")
+
+
+def _text_values(content: object) -> Iterator[str]:
+    """The strings inside content, in order (keys are skipped)."""
+    if isinstance(content, str):
+        yield content
+    elif isinstance(content, dict):
+        for item in content.values():
+            yield from _text_values(item)
+    elif isinstance(content, list):
+        for item in content:
+            yield from _text_values(item)
+
+
+def _fold(text: str) -> str:
+    """Compatibility-normalized, case-folded, without accents."""
+    decomposed = unicodedata.normalize("NFKD", unicodedata.normalize("NFKD", text).casefold())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _bigrams(run: str) -> list[str]:
+    """Overlapping two-character terms of a CJK run (the run itself if it is one character)."""
+    if len(run) == 1:
+        return [run]
+    return [run[i : i + 2] for i in range(len(run) - 1)]
+
+
+def _index_text(texts: Iterable[str]) -> tuple[str, str]:
+    """(terms, singles): words and CJK character pairs, and CJK single characters."""
+    terms: list[str] = []
+    singles: list[str] = []
+    for text in texts:
+        for cjk, word in _TOKEN.findall(_fold(text)):
+            if word:
+                terms.append(word)
+            else:
+                terms.extend(_bigrams(cjk))
+                singles.extend(cjk)
+    return " ".join(terms), " ".join(singles)

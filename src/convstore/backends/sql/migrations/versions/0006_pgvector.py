@@ -8,10 +8,9 @@ Revises: 0005
 
 from __future__ import annotations
 
+import numpy as np
 import sqlalchemy as sa
 from alembic import op
-
-from convstore.search.semantic import vector_text
 
 revision = "0006"
 down_revision = "0005"
@@ -53,6 +52,13 @@ def _backfill(bind: sa.engine.Connection) -> None:
                 "UPDATE embeddings SET embedding = CAST(:v AS vector)"
                 " WHERE message_id = :id AND model = :model"
             ),
-            [{"id": r[0], "model": r[1], "v": vector_text(bytes(r[2]))} for r in rows],
+            [{"id": r[0], "model": r[1], "v": _vector_text(bytes(r[2]))} for r in rows],
         )
         after = (rows[-1][0], rows[-1][1])
+
+
+def _vector_text(data: bytes) -> str:
+    """A stored vector (little-endian float32) in pgvector's text form, ``[0.1,0.2,...]``
+    (exact for float32). A frozen copy of what convstore wrote when this revision was
+    made: the backfill must not change with later code."""
+    return "[" + ",".join(repr(float(x)) for x in np.frombuffer(data, dtype="<f4")) + "]"
