@@ -59,7 +59,7 @@ def test_list_show_search_health(tmp_path: Path) -> None:
     )
     shown = runner.invoke(app, ["show", chat.id, "--url", url, "--limit", "1"])
     assert shown.exit_code == 0 and "answer" in shown.output and "needle" not in shown.output
-    assert runner.invoke(app, ["show", "missing", "--url", url]).exit_code == 1
+    assert runner.invoke(app, ["show", "missing", "--url", url]).exit_code == 2
     found = runner.invoke(app, ["search", "needle", "--url", url])
     assert found.exit_code == 0 and "1 message(s) found" in found.output
     health = runner.invoke(app, ["health", "--url", url])

@@ -58,6 +58,25 @@ class Accounts:
         check_id(user_id, "user_id")
         return _user(user_id, self._store.get_record(USERS, user_id))
 
+    def find_user(self, name_or_id: str) -> User:
+        """The user with this id or, failing that, the only user with this name.
+
+        People remember the name they gave (``users add alice``), not the generated id,
+        so both are accepted; a name several users share must be given as an id.
+        """
+        name_or_id = check_text(name_or_id, "user", MAX_USER_NAME).strip()
+        if is_valid_id(name_or_id) and (user := self.get_user(name_or_id)) is not None:
+            return user
+        named = [user for user in self.list_users() if user.name == name_or_id]
+        if not named:
+            raise InvalidInputError(f"there is no user {name_or_id!r} (by id or name)")
+        if len(named) > 1:
+            ids = ", ".join(user.id for user in named)
+            raise InvalidInputError(
+                f"{len(named)} users are named {name_or_id!r} (ids {ids}): give the id"
+            )
+        return named[0]
+
     def list_users(self) -> list[User]:
         """Every user, by id (which is also by creation time)."""
         return [
