@@ -83,13 +83,20 @@ def doctor(
     console.print(styled("ok", "green", f" {store.url}: no problems found"), highlight=False)
 
 
-def export_(file: Path, url: UrlOption = None) -> None:
-    """Write every conversation to an archive FILE (gzipped if it ends in .gz)."""
+def export_(
+    file: Path,
+    url: UrlOption = None,
+    users: Annotated[
+        bool,
+        typer.Option("--users/--no-users", help="Include the users and their API keys (hashed)."),
+    ] = True,
+) -> None:
+    """Write every conversation, and the users, to an archive FILE (gzipped if it ends in .gz)."""
     with open_store(url) as store, progress("exporting") as report_progress:
-        counts = archive.export_store(store, file, on_progress=report_progress)
+        counts = archive.export_store(store, file, users=users, on_progress=report_progress)
     console.print(
-        f"exported {counts.conversations} conversation(s) and {counts.messages} message(s) "
-        f"to {file}",
+        f"exported {counts.conversations} conversation(s), {counts.messages} message(s) "
+        f"and {counts.records} user and key record(s) to {file}",
         highlight=False,
     )
 
@@ -98,14 +105,16 @@ def import_(
     file: Path,
     url: UrlOption = None,
     replace: Annotated[
-        bool, typer.Option("--replace", help="Replace conversations the store already has.")
+        bool,
+        typer.Option("--replace", help="Replace conversations and users the store already has."),
     ] = False,
 ) -> None:
     """Import an archive FILE, checked whole before anything is written."""
     with open_store(url) as store, progress("importing") as report_progress:
         counts = archive.import_archive(store, file, replace=replace, on_progress=report_progress)
     console.print(
-        f"imported {counts.conversations} conversation(s) and {counts.messages} message(s)"
+        f"imported {counts.conversations} conversation(s), {counts.messages} message(s) "
+        f"and {counts.records} user and key record(s)"
         + (f"; deleted {counts.deleted}" if counts.deleted else ""),
         highlight=False,
     )
