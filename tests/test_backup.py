@@ -25,7 +25,7 @@ from convstore import (
     PersistConversationManager,
 )
 from convstore import backup as backup_module
-from convstore.archive import ArchiveReader, ConversationEntry
+from convstore.archive import ArchiveReader, ConversationEntry, DeletedEntry
 from convstore.backup import BackupManager, BackupScheduler, backups_for, default_backup_dir
 from tests.archive_data import fill, snapshot
 from tests.conftest import backend_url
@@ -66,6 +66,7 @@ def archived(backups: BackupManager, backup_id: str) -> list[str]:
         return [
             e.conversation.id if isinstance(e, ConversationEntry) else f"-{e.conversation_id}"
             for e in reader.entries()
+            if isinstance(e, ConversationEntry | DeletedEntry)
         ]
 
 

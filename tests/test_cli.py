@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import convstore
+from convstore.accounts import Accounts
 from convstore.archive import verify_archive
 from convstore.backup import backups_for
 from convstore.cli import app
@@ -59,7 +60,7 @@ def test_list_show_search_health(tmp_path: Path) -> None:
     )
     shown = runner.invoke(app, ["show", chat.id, "--url", url, "--limit", "1"])
     assert shown.exit_code == 0 and "answer" in shown.output and "needle" not in shown.output
-    assert runner.invoke(app, ["show", "missing", "--url", url]).exit_code == 1
+    assert runner.invoke(app, ["show", "missing", "--url", url]).exit_code == 2
     found = runner.invoke(app, ["search", "needle", "--url", url])
     assert found.exit_code == 0 and "1 message(s) found" in found.output
     health = runner.invoke(app, ["health", "--url", url])
@@ -98,19 +99,33 @@ def test_export_and_import(tmp_path: Path) -> None:
     source_url, target_url = f"sqlite:///{tmp_path / 's.db'}", f"file://{tmp_path / 'files'}"
     with convstore.open(source_url) as source:
         fill(source)
+        _, key = Accounts(source).add_user("alice")
         expected = snapshot(source)
     path = tmp_path / "all.jsonl.gz"
     exported = runner.invoke(app, ["export", str(path), "--url", source_url])
     assert exported.exit_code == 0, exported.output
-    assert "exported 3 conversation(s) and 5 message(s)" in exported.output
+    assert "exported 3 conversation(s), 5 message(s) and 2 user and key" in exported.output
     imported = runner.invoke(app, ["import", str(path), "--url", target_url])
     assert imported.exit_code == 0 and "imported 3 conversation(s)" in imported.output
+    with convstore.open(target_url) as target:
+        assert Accounts(target).authenticate(key) == Accounts(target).find_user("alice")
     again = runner.invoke(app, ["import", str(path), "--url", target_url])
     assert again.exit_code == 2 and "[CONCURRENCY_CONFLICT]" in again.output
     replaced = runner.invoke(app, ["import", str(path), "--url", target_url, "--replace"])
     assert replaced.exit_code == 0, replaced.output
     with convstore.open(target_url) as target:
         assert snapshot(target) == expected
+
+
+def test_export_without_users(tmp_path: Path) -> None:
+    url, path = f"sqlite:///{tmp_path / 's.db'}", tmp_path / "all.jsonl"
+    with convstore.open(url) as store:
+        Accounts(store).add_user("alice")
+    exported = runner.invoke(app, ["export", str(path), "--no-users", "--url", url])
+    assert exported.exit_code == 0 and "and 0 user and key record(s)" in exported.output
+    imported = runner.invoke(app, ["import", str(path), "--url", "memory://"])
+    assert imported.exit_code == 0 and "and 0 user and key record(s)" in imported.output
+    assert verify_archive(path)[1].records == 0
 
 
 def test_import_of_a_damaged_archive_is_one_error_line(tmp_path: Path) -> None:

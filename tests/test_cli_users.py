@@ -53,3 +53,35 @@ def test_serve_refuses_a_bad_rate(tmp_path: Path) -> None:
     result = runner.invoke(app, ["serve", "--url", url, "--read-rate", "lots"])
     assert result.exit_code == 2
     assert "30/minute" in result.output
+
+
+def test_a_user_is_named_by_name_or_id(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    added = runner.invoke(app, ["users", "add", "alice", "--url", url])
+    assert added.exit_code == 0, added.output
+    with convstore.open(url) as store:
+        [alice] = Accounts(store).list_users()
+    for name_or_id in ("alice", alice.id):
+        issued = runner.invoke(app, ["users", "key", name_or_id, "--url", url])
+        assert issued.exit_code == 0, issued.output
+        with convstore.open(url) as store:
+            assert Accounts(store).authenticate(issued.stdout.strip()) == alice
+
+
+def test_a_name_two_users_share_must_be_given_as_an_id(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    for user_id in ("bob1", "bob2"):
+        runner.invoke(app, ["users", "add", "bob", "--id", user_id, "--url", url])
+    runner.invoke(app, ["users", "add", "Carol", "--id", "bob", "--url", url])
+    shared = runner.invoke(app, ["users", "key", "bob", "--url", url])
+    assert shared.exit_code == 0  # an id comes before a name: this is Carol's
+    carol_key = shared.stdout.strip()
+    with convstore.open(url) as store:
+        carol = Accounts(store).authenticate(carol_key)
+        assert carol is not None and carol.name == "Carol"
+        Accounts(store).revoke_key(carol_key)
+        store.delete_record("users", "bob")
+    ambiguous = runner.invoke(app, ["users", "key", "bob", "--url", url])
+    assert ambiguous.exit_code == 2
+    assert "[INVALID_INPUT]: 2 users are named 'bob' (ids bob1, bob2)" in ambiguous.stderr
+    assert runner.invoke(app, ["users", "key", "bob2", "--url", url]).exit_code == 0

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -22,7 +24,10 @@ from convstore.validation import check_text
 
 USERS = "users"
 KEYS = "api-keys"
+NAMESPACES = (USERS, KEYS)
+"""The record namespaces accounts live in (an export carries these)."""
 _PREFIX = "cs"
+_DIGEST = re.compile(r"[0-9a-f]{64}")
 MAX_USER_NAME = 200
 
 
@@ -57,6 +62,25 @@ class Accounts:
     def get_user(self, user_id: str) -> User | None:
         check_id(user_id, "user_id")
         return _user(user_id, self._store.get_record(USERS, user_id))
+
+    def find_user(self, name_or_id: str) -> User:
+        """The user with this id or, failing that, the only user with this name.
+
+        People remember the name they gave (``users add alice``), not the generated id,
+        so both are accepted; a name several users share must be given as an id.
+        """
+        name_or_id = check_text(name_or_id, "user", MAX_USER_NAME).strip()
+        if is_valid_id(name_or_id) and (user := self.get_user(name_or_id)) is not None:
+            return user
+        named = [user for user in self.list_users() if user.name == name_or_id]
+        if not named:
+            raise InvalidInputError(f"there is no user {name_or_id!r} (by id or name)")
+        if len(named) > 1:
+            ids = ", ".join(user.id for user in named)
+            raise InvalidInputError(
+                f"{len(named)} users are named {name_or_id!r} (ids {ids}): give the id"
+            )
+        return named[0]
 
     def list_users(self) -> list[User]:
         """Every user, by id (which is also by creation time)."""
@@ -94,6 +118,31 @@ class Accounts:
         if not isinstance(key_id, str) or not is_valid_id(key_id):
             raise InvalidInputError("key must be an API key or a key id")
         return self._store.delete_record(KEYS, key_id)
+
+
+def check_record(namespace: str, key: str, value: dict[str, Any]) -> None:
+    """Refuse a user or key record that Accounts could not use (one read from an
+    archive, say); other fields than those Accounts reads are let through."""
+    if namespace not in NAMESPACES:
+        raise InvalidInputError(f"namespace {namespace!r} holds no users or keys")
+    what = "user" if namespace == USERS else "key"
+    check_id(key, f"{what} id")
+    created_at = value.get("created_at")
+    if (
+        isinstance(created_at, bool)
+        or not isinstance(created_at, int | float)
+        or not math.isfinite(created_at)
+    ):
+        raise InvalidInputError(f"{what} {key!r}: created_at must be epoch seconds")
+    if namespace == USERS:
+        name = check_text(value.get("name"), f"user {key!r}: name", MAX_USER_NAME)
+        if not name.strip():
+            raise InvalidInputError(f"user {key!r}: name must not be empty")
+    else:
+        check_id(value.get("user_id"), f"key {key!r}: user_id")
+        digest = value.get("hash")
+        if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+            raise InvalidInputError(f"key {key!r}: hash must be a SHA-256 in hex")
 
 
 def _parts(key: object) -> tuple[str, str] | None:

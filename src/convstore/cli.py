@@ -3,98 +3,44 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import datetime
-from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console, Group
+from rich.console import Group
 from rich.json import JSON
 from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 import convstore
-from convstore import archive
+from convstore import archive, cli_data
 from convstore.accounts import Accounts
-from convstore.backup import BackupManager, backup_dir_of, backups_for
+from convstore.backup import BackupManager, backup_dir_of
+from convstore.cli_common import (
+    CommandGroup,
+    EmbedderOption,
+    UrlOption,
+    console,
+    when,
+)
+from convstore.cli_common import fail as _fail
+from convstore.cli_common import open_store as _store
+from convstore.cli_common import progress as _progress
 from convstore.errors import (
     ConfigurationError,
     ConversationManagerError,
-    DataIntegrityError,
+    ConversationNotFoundError,
     InvalidInputError,
-    StorageError,
 )
 from convstore.models import Conversation, Message
-from convstore.search.embedding import embedder_named
-from convstore.store import ConversationStore
-from convstore.transfer import copy_store
 
 app = typer.Typer(
+    cls=CommandGroup,
     help="convstore: a conversation store for LLM agents and chat applications.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
-
-UrlOption = Annotated[
-    str | None,
-    typer.Option(
-        "--url",
-        help="Store URL (default: $CONVSTORE_URL, $DATABASE_URL or sqlite:///./.convstore/convstore.db).",
-    ),
-]
-DirOption = Annotated[
-    Path | None,
-    typer.Option("--dir", help="Backup directory (default: beside the store, e.g. DIR/backups)."),
-]
 _ROLE_STYLES = {"user": "cyan", "assistant": "green", "system": "magenta", "tool": "yellow"}
-
-
-EmbedderOption = Annotated[
-    str | None,
-    typer.Option("--embedder", help="Embedder for semantic search: hashing or minilm."),
-]
-
-
-@contextmanager
-def _store(url: str | None, embedder: str | None = None) -> Iterator[ConversationStore]:
-    """Open the store, turning convstore errors into a one-line message and exit code 2."""
-    try:
-        settings = {} if embedder is None else {"embedder": embedder_named(embedder)}
-        with convstore.open(url, **settings) as store:  # type: ignore[arg-type]
-            yield store
-    except ConversationManagerError as exc:
-        _fail(exc)
-    except OSError as exc:
-        _fail(StorageError(str(exc)))
-
-
-def _fail(exc: ConversationManagerError) -> NoReturn:
-    """Print the error as one line with its code, and exit 2."""
-    err_console.print(
-        f"[bold red]error[/] [{exc.code}] {exc.message}", highlight=False, soft_wrap=True
-    )
-    raise typer.Exit(2) from None
-
-
-@contextmanager
-def _progress(description: str) -> Iterator[Callable[[int, int | None], None]]:
-    """A progress bar of items done / total (None: not known), drawn only on a terminal."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
-    with Progress(
-        *columns,
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-        disable=not err_console.is_terminal,
-    ) as bar:
-        task = bar.add_task(description, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def _version(value: bool) -> None:
@@ -175,7 +121,9 @@ def serve(
     with _store(url) as store:
         if demo_user and not Accounts(store).list_users():
             _, key = Accounts(store).add_user("demo", user_id="demo")
-            console.print("created user [bold]demo[/], whose API key (shown once) is:")
+            console.print(
+                Text.assemble("created user ", ("demo", "bold"), ", whose API key (shown once) is:")
+            )
             console.print(key, highlight=False, soft_wrap=True)
         address = f"http://{host}:{port}"
         console.print(
@@ -218,18 +166,18 @@ def users_list(url: UrlOption = None) -> None:
         users = Accounts(store).list_users()
     table = Table("id", "name", "created")
     for user in users:
-        table.add_row(user.id, user.name, _when(user.created_at))
+        table.add_row(user.id, user.name, when(user.created_at))
     console.print(table)
 
 
 @users_app.command("key")
-def users_key(user_id: str, url: UrlOption = None) -> None:
+def users_key(
+    user: Annotated[str, typer.Argument(help="The user's name or id.")], url: UrlOption = None
+) -> None:
     """Issue another API key for a user (shown only this once)."""
     with _store(url) as store:
-        try:
-            key = Accounts(store).issue_key(user_id)
-        except ConversationManagerError as exc:
-            _fail(exc)
+        accounts = Accounts(store)
+        key = accounts.issue_key(accounts.find_user(user).id)
     console.print(key, highlight=False, soft_wrap=True)
 
 
@@ -237,12 +185,9 @@ def users_key(user_id: str, url: UrlOption = None) -> None:
 def users_revoke(key: str, url: UrlOption = None) -> None:
     """Revoke an API key (given whole, or by its id)."""
     with _store(url) as store:
-        try:
-            revoked = Accounts(store).revoke_key(key)
-        except ConversationManagerError as exc:
-            _fail(exc)
+        revoked = Accounts(store).revoke_key(key)
     if not revoked:
-        _fail(InvalidInputError("there is no such key"))
+        raise InvalidInputError("there is no such key")
     console.print("revoked")
 
 
@@ -279,9 +224,14 @@ def demo(url: UrlOption = None) -> None:
             _conversation_panel(store.get_conversation(chat.id), store.get_messages(chat.id))
         )
         console.print(
-            f"search [bold]'重构'[/] found {len(hits)} conversation(s); "
-            f"the store at [bold]{store.url}[/] holds {store.count_conversations()} "
-            f"conversation(s) and {store.count_messages()} message(s)."
+            Text.assemble(
+                "search ",
+                ("'重构'", "bold"),
+                f" found {len(hits)} conversation(s); the store at ",
+                (store.url, "bold"),
+                f" holds {store.count_conversations()} conversation(s) and "
+                f"{store.count_messages()} message(s).",
+            )
         )
 
 
@@ -303,7 +253,7 @@ def list_(
             conversation.id,
             conversation.name,
             str(conversation.message_count),
-            _when(conversation.updated_at),
+            when(conversation.updated_at),
         )
     console.print(table)
 
@@ -318,8 +268,7 @@ def show(
     with _store(url) as store:
         conversation = store.get_conversation(conversation_id)
         if conversation is None:
-            err_console.print(f"[bold red]error[/] no conversation {conversation_id!r}")
-            raise typer.Exit(1)
+            raise ConversationNotFoundError(conversation_id)
         if limit is None:
             messages = store.get_messages(conversation_id)
         else:
@@ -354,7 +303,9 @@ def search(
         body = Text(hit.snippet.text)
         for start, end in hit.snippet.highlights:
             body.stylize("bold reverse", start, end)
-        console.print(Panel(body, title=title, title_align="left", subtitle=f"{hit.score:.2f}"))
+        console.print(
+            Panel(body, title=Text(title), title_align="left", subtitle=f"{hit.score:.2f}")
+        )
     console.print(f"{len(hits)} message(s) found.")
 
 
@@ -367,9 +318,9 @@ def embed(
     batch_size: Annotated[int, typer.Option(help="Messages embedded per batch.")] = 64,
 ) -> None:
     """Compute the vectors that messages lack, for semantic and hybrid search."""
-    with _store(url, embedder) as store, _progress("embedding") as progress:
+    with _store(url, embedder) as store, _progress("embedding") as report_progress:
         added = store.embed_missing(
-            batch_size=batch_size, on_progress=lambda done: progress(done, None)
+            batch_size=batch_size, on_progress=lambda done: report_progress(done, None)
         )
     console.print(f"embedded {added} message(s) with {embedder}", highlight=False)
 
@@ -386,165 +337,6 @@ def health(url: UrlOption = None) -> None:
     console.print(JSON(json.dumps(report)))
     if report["status"] != "healthy" or report["integrity_problems"]:
         raise typer.Exit(1)
-
-
-@app.command()
-def migrate(
-    source: Annotated[str, typer.Argument(help="URL of the store to copy from.")],
-    target: Annotated[str, typer.Argument(help="URL of the store to copy into.")],
-) -> None:
-    """Copy a whole store to another backend, verified by checksums; run again to resume."""
-    with (
-        _store(source) as origin,
-        _store(target) as destination,
-        _progress("copying") as progress,
-    ):
-        report = copy_store(origin, destination, on_progress=progress)
-    console.print(
-        f"copied {report.copied} conversation(s) with {report.messages} message(s) and "
-        f"{report.records} record(s), skipped {report.skipped} already there; verified, "
-        f"sha256 {report.checksum}",
-        highlight=False,
-    )
-
-
-@app.command()
-def doctor(
-    url: UrlOption = None,
-    repair: Annotated[
-        bool, typer.Option("--repair", help="Fix what can be fixed in place, then check again.")
-    ] = False,
-) -> None:
-    """Check a store for damage and disagreements; exit 1 if problems remain."""
-    try:
-        store = convstore.open(url)
-    except DataIntegrityError as exc:  # the store cannot even be opened
-        console.print(f"[bold red]damaged[/] {exc.message}", highlight=False, soft_wrap=True)
-        console.print("Restore it from a backup: convstore backups, then convstore restore.")
-        raise typer.Exit(1) from None
-    with store:
-        problems = store.check_integrity()
-        _report("problem", problems)
-        if repair and problems:
-            repaired = store.repair()
-            _report("repaired", repaired.actions, style="green")
-            _report("recovered", _recover(store, repaired.set_aside), style="green")
-            problems = store.check_integrity()
-            _report("still a problem", problems)
-    if problems:
-        raise typer.Exit(1)
-    console.print(f"[green]ok[/] {store.url}: no problems found", highlight=False)
-
-
-@app.command("export")
-def export_(file: Path, url: UrlOption = None) -> None:
-    """Write every conversation to an archive FILE (gzipped if it ends in .gz)."""
-    with _store(url) as store, _progress("exporting") as progress:
-        counts = archive.export_store(store, file, on_progress=progress)
-    console.print(
-        f"exported {counts.conversations} conversation(s) and {counts.messages} message(s) "
-        f"to {file}",
-        highlight=False,
-    )
-
-
-@app.command("import")
-def import_(
-    file: Path,
-    url: UrlOption = None,
-    replace: Annotated[
-        bool, typer.Option("--replace", help="Replace conversations the store already has.")
-    ] = False,
-) -> None:
-    """Import an archive FILE, checked whole before anything is written."""
-    with _store(url) as store, _progress("importing") as progress:
-        counts = archive.import_archive(store, file, replace=replace, on_progress=progress)
-    console.print(
-        f"imported {counts.conversations} conversation(s) and {counts.messages} message(s)"
-        + (f"; deleted {counts.deleted}" if counts.deleted else ""),
-        highlight=False,
-    )
-
-
-@app.command()
-def backup(
-    url: UrlOption = None,
-    incremental: Annotated[
-        bool, typer.Option("--incremental", help="Only what changed since the last backup.")
-    ] = False,
-    directory: DirOption = None,
-) -> None:
-    """Back up the store (full, or incremental on top of the newest backup)."""
-    with _store(url) as store, _progress("backing up") as progress:
-        manager = backups_for(store, directory)
-        make = manager.incremental_backup if incremental else manager.full_backup
-        made = manager.describe(make(on_progress=progress))
-    counts = made["counts"]
-    console.print(
-        f"{made['kind']} backup [bold]{made['backup_id']}[/]: "
-        f"{counts['conversations']} conversation(s), {counts['messages']} message(s), "
-        f"{counts['deleted']} deletion(s) in {manager.directory}",
-        highlight=False,
-        soft_wrap=True,
-    )
-
-
-@app.command()
-def restore(backup_id: str, url: UrlOption = None, directory: DirOption = None) -> None:
-    """Restore the conversations a backup recorded (replacing the current ones)."""
-    with _store(url) as store, _progress("restoring") as progress:
-        summary = backups_for(store, directory).restore(backup_id, on_progress=progress)
-    console.print(
-        f"restored {summary.restored} conversation(s) and deleted {summary.deleted} "
-        f"from backup {backup_id}",
-        highlight=False,
-    )
-
-
-@app.command()
-def backups(url: UrlOption = None, directory: DirOption = None) -> None:
-    """List backups, newest first."""
-    with _store(url) as store:
-        manager = backups_for(store, directory)
-        found = manager.list_backups()
-    table = Table(title=f"{len(found)} backup(s) in {manager.directory}")
-    table.add_column("id (UTC time)", no_wrap=True)
-    table.add_column("kind", no_wrap=True)
-    for column in ("convs", "msgs", "deleted", "bytes"):
-        table.add_column(column, justify="right")
-    for item in found:
-        counts = item["counts"]
-        table.add_row(
-            item["backup_id"],
-            item["kind"],
-            str(counts["conversations"]),
-            str(counts["messages"]),
-            str(counts["deleted"]),
-            str(item["size"]),
-        )
-    console.print(table)
-
-
-def _recover(store: ConversationStore, conversation_ids: list[str]) -> list[str]:
-    """Restore set-aside conversations from the newest backups that hold them."""
-    if not conversation_ids:
-        return []
-    try:
-        recovered = backups_for(store).recover(conversation_ids)
-    except ConfigurationError:  # the store has no backup directory
-        recovered = {}
-    for conversation_id in sorted(set(conversation_ids) - set(recovered)):
-        console.print(f"[bold red]lost[/] {conversation_id}: no backup holds it", highlight=False)
-    return [f"{cid} from backup {backup_id}" for cid, backup_id in recovered.items()]
-
-
-def _report(label: str, lines: list[str], style: str = "bold red") -> None:
-    for line in lines:
-        console.print(f"[{style}]{label}[/] {line}", highlight=False, soft_wrap=True)
-
-
-def _when(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _message_panel(message: Message, title_extra: str = "") -> Panel:
@@ -566,9 +358,9 @@ def _message_panel(message: Message, title_extra: str = "") -> Panel:
         body = Group(body, Text(" | ".join(footer), style="dim"))
     return Panel(
         body,
-        title=f"#{message.seq} {message.role.value}{title_extra}",
+        title=Text(f"#{message.seq} {message.role.value}{title_extra}"),
         title_align="left",
-        subtitle=_when(message.created_at),
+        subtitle=when(message.created_at),
         subtitle_align="right",
         border_style=style,
     )
@@ -585,3 +377,6 @@ def _conversation_panel(conversation: Conversation | None, messages: list[Messag
         f"tokens {conversation.prompt_tokens}+{conversation.completion_tokens}",
     )
     return Panel(Group(header, *(_message_panel(m) for m in messages)), title="conversation")
+
+
+cli_data.register(app)
