@@ -9,7 +9,9 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from convstore.models import Chunk, Conversation, Message, Role, Usage
 from convstore.states import ConversationState
 
-Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+MAX_INT = 2**63 - 1  # the largest integer the SQL backends store (BIGINT)
+Id = Annotated[str, Field(pattern=ID_PATTERN)]
 
 
 def _not_text(value: Any) -> Any:
