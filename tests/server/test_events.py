@@ -23,7 +23,8 @@ def get_raw(
     """GET /api/v1/events with header bytes sent as they are (the TestClient would
     re-encode them as UTF-8, as no HTTP client on the wire has to)."""
     app = create_app(store, settings)
-    sent = {"Authorization": f"Bearer {key_for(store, 'alice')}".encode(), **headers}
+    sent = {b"Authorization": f"Bearer {key_for(store, 'alice')}".encode()}
+    sent.update((name.encode(), value) for name, value in headers.items())
 
     async def call() -> httpx.Response:
         transport = httpx.ASGITransport(app)

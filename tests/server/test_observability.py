@@ -36,7 +36,7 @@ def logged(capsys: pytest.CaptureFixture[str], as_json: bool) -> list[dict[str, 
     lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     if as_json:
         return [json.loads(line) for line in lines]
-    found = []
+    found: list[dict[str, Any]] = []
     for line in lines:
         if " [" not in line or "] " not in line:  # a traceback line of the entry above
             found[-1]["exception"] = True
@@ -104,7 +104,10 @@ def test_each_request_logs_its_own_id(
 
 
 def test_the_metrics_count_failures_too(
-    alice: TestClient, server_store: ConversationStore, monkeypatch: pytest.MonkeyPatch
+    alice: TestClient,
+    server_store: ConversationStore,
+    admin_headers: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("boom")
@@ -112,7 +115,7 @@ def test_the_metrics_count_failures_too(
     monkeypatch.setattr(type(server_store), "list_conversations", broken)
     assert alice.get(f"{V1}/conversations").status_code == 500
     monkeypatch.undo()
-    metrics = alice.get("/metrics").text
+    metrics = alice.get("/metrics", headers=admin_headers).text
     assert (
         'convstore_http_requests_total{method="GET",route="/api/v1/conversations",status="500"} 1.0'
         in metrics

@@ -5,15 +5,13 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import convstore
 from convstore.events import ChangeHub
-from convstore.server import errors, routes, sse
+from convstore.server import errors, routes, sse, system
 from convstore.server.auth import Gate
 from convstore.server.context import ServerContext
 from convstore.server.middleware import BodyLimit, Observe
@@ -52,16 +50,7 @@ def create_app(store: ConversationStore, settings: ServerSettings | None = None)
     errors.install(app)
     app.include_router(routes.router)
     app.include_router(sse.router)
-
-    @app.get("/health", tags=["system"])
-    def health() -> dict[str, Any]:
-        """The store's health report."""
-        return store.health_check()
-
-    @app.get("/metrics", tags=["system"], response_class=Response)
-    def metrics_page() -> Response:
-        """Prometheus metrics: requests, latencies, store operation latencies."""
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    app.include_router(system.router)
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(Observe, metrics=metrics)  # added last: the outermost layer

@@ -155,6 +155,22 @@ class SearchPage(BaseModel):
     next_cursor: str | None
 
 
+class Health(BaseModel):
+    """``status`` "ok" for anyone; the store's health report for server admins."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: str
+    backend: str | None = None
+    conversations_count: int | None = None
+    total_messages: int | None = None
+    disk_usage: int | None = None
+    last_backup: float | None = None
+    locks_status: dict[str, Any] | None = None
+    cache: dict[str, Any] | None = None
+    error: str | None = None
+
+
 class ErrorDetail(BaseModel):
     code: str
     message: str
