@@ -46,11 +46,13 @@ def create_app(store: ConversationStore, settings: ServerSettings | None = None)
         version=convstore.__version__,
         description="Conversations and messages for LLM agents and chat applications.",
         lifespan=lifespan,
+        docs_url=None,  # served by system.install, without a CDN
+        redoc_url=None,
     )
     errors.install(app)
     app.include_router(routes.router)
     app.include_router(sse.router)
-    app.include_router(system.router)
+    system.install(app)
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(Observe, metrics=metrics)  # added last: the outermost layer

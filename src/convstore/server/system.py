@@ -1,17 +1,26 @@
-"""GET /health and GET /metrics: liveness for anyone; the store-wide figures (counts,
-disk usage, request metrics) only for server admins, or for everyone when the server
-runs with ``public_metrics``."""
+"""What is not the API itself: GET /health and GET /metrics (liveness for anyone; the
+store-wide figures, counts, disk usage and request metrics, only for server admins, or
+for everyone when the server runs with ``public_metrics``), and the API docs at /docs
+and /redoc, whose scripts and styles the server serves itself (from the
+fastapi-offline package), so that they work without a network."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from pathlib import Path
+
+import fastapi_offline
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from convstore.server.context import ServerContext, context_of
 from convstore.server.errors import ApiError
 from convstore.server.schemas import ERRORS, ErrorOut, Health
 
+ASSETS_URL = "/docs/assets"
+ASSETS = Path(fastapi_offline.__file__).parent / "static"  # Swagger UI 5 and ReDoc
 router = APIRouter(tags=["system"])
 _ADMIN_ERRORS: dict[int | str, dict[str, object]] = {
     401: ERRORS[401],
@@ -53,3 +62,37 @@ def _shows_figures(ctx: ServerContext, request: Request) -> bool | None:
     if ctx.settings.public_metrics:
         return True
     return ctx.gate.is_admin(request)
+
+
+@router.get("/docs", include_in_schema=False)
+def swagger_ui(request: Request) -> HTMLResponse:
+    """Swagger UI over /openapi.json; "Authorize" takes an API key."""
+    root = request.scope.get("root_path", "")
+    return get_swagger_ui_html(
+        openapi_url=f"{root}/openapi.json",
+        title="convstore API",
+        swagger_js_url=f"{root}{ASSETS_URL}/swagger-ui-bundle.js",
+        swagger_css_url=f"{root}{ASSETS_URL}/swagger-ui.css",
+        swagger_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
+        swagger_ui_parameters={"persistAuthorization": True, "validatorUrl": None},
+    )
+
+
+@router.get("/redoc", include_in_schema=False)
+def redoc(request: Request) -> HTMLResponse:
+    """ReDoc over /openapi.json (no web fonts: nothing is fetched from elsewhere)."""
+    root = request.scope.get("root_path", "")
+    return get_redoc_html(
+        openapi_url=f"{root}/openapi.json",
+        title="convstore API",
+        redoc_js_url=f"{root}{ASSETS_URL}/redoc.standalone.js",
+        redoc_favicon_url=f"{root}{ASSETS_URL}/favicon.png",
+        with_google_fonts=False,
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Add these routes and the docs' static files to ``app`` (built with FastAPI's own
+    docs pages turned off)."""
+    app.include_router(router)
+    app.mount(ASSETS_URL, StaticFiles(directory=ASSETS), name="docs-assets")
