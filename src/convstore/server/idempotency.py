@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Header, Request
 from fastapi.responses import JSONResponse
 
 from convstore.server.errors import ApiError
@@ -24,7 +23,7 @@ from convstore.store import ConversationStore
 
 NAMESPACE = "idempotency"
 TTL = 24 * 3600.0
-_KEY = re.compile(r"[\x21-\x7e]{1,128}")  # visible ASCII
+KEY_PATTERN = r"^[\x21-\x7e]{1,128}$"  # visible ASCII
 
 
 @dataclass(frozen=True)
@@ -35,15 +34,21 @@ class IdempotentRequest:
     fingerprint: str
 
 
-async def idempotent_request(request: Request) -> IdempotentRequest | None:
-    """The request's Idempotency-Key (checked) and fingerprint, if it has one."""
-    key = request.headers.get("idempotency-key")
+async def idempotent_request(
+    request: Request,
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            pattern=KEY_PATTERN,
+            description="send a retried write with the key of its first try: it is done once",
+        ),
+    ] = None,
+) -> IdempotentRequest | None:
+    """The request's Idempotency-Key (checked against KEY_PATTERN by FastAPI) and
+    fingerprint, if it has one."""
     if key is None:
         return None
-    if not _KEY.fullmatch(key):
-        raise ApiError(
-            422, "INVALID_INPUT", "Idempotency-Key must be 1 to 128 visible ASCII characters"
-        )
     digest = hashlib.sha256(f"{request.method} {request.url.path}\n".encode())
     digest.update(canonical_body(await request.body()))
     return IdempotentRequest(key, digest.hexdigest())

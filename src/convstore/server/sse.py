@@ -19,7 +19,7 @@ from convstore.server.errors import ApiError
 from convstore.server.schemas import ERRORS, MAX_INT
 
 RETRY_MS = 2000
-EVENT_ID_PATTERN = r"^[0-9]{1,19}$"  # ASCII digits only: str.isdigit() also takes "²"
+EVENT_ID_PATTERN = r"^[0-9]{1,16}$"  # ASCII digits only: str.isdigit() also takes "²"
 _EVENT_ID = re.compile(EVENT_ID_PATTERN)
 
 

@@ -17,19 +17,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from convstore.server.context import ServerContext, context_of
 from convstore.server.errors import ApiError
-from convstore.server.schemas import ERRORS, ErrorOut, Health
+from convstore.server.schemas import Health
 
 ASSETS_URL = "/docs/assets"
 ASSETS = Path(fastapi_offline.__file__).parent / "static"  # Swagger UI 5 and ReDoc
 router = APIRouter(tags=["system"])
+_ENVELOPE = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
 _ADMIN_ERRORS: dict[int | str, dict[str, object]] = {
-    401: ERRORS[401],
-    403: {"model": ErrorOut, "description": "the API key is not a server admin's"},
+    401: {"description": "no valid API key", "content": _ENVELOPE},
+    403: {"description": "the API key is not a server admin's", "content": _ENVELOPE},
 }
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-@router.get("/health", response_model=Health, responses={401: ERRORS[401]})
+@router.get("/health", response_model=Health, responses={401: _ADMIN_ERRORS[401]})
 def health(request: Request) -> Response:
     """``{"status": "ok"}`` while the server runs. A server admin's key (or any
     request, with public metrics) gets the store's health report instead: status,
