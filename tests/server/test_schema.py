@@ -169,7 +169,12 @@ def test_the_schema_says_how_callers_authenticate() -> None:
 
 def test_what_the_schema_says_follows_how_the_server_runs() -> None:
     with convstore.open("memory://", embedder=HashingEmbedder()) as store:
-        document = create_app(store, ServerSettings(trust_user_header=True)).openapi()
+        served = ServerSettings(trust_user_header=True, write_rate=None, max_body_bytes=5000)
+        document = create_app(store, served).openapi()
+    rules = document["info"]["description"]
+    assert "X-User-ID" in rules
+    assert "reads 30 per 60 s, writes unlimited" in rules
+    assert "at most 5000 bytes" in rules
     scheme = document["components"]["securitySchemes"]["caller"]
     assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "X-User-ID")
     (mode,) = [

@@ -18,7 +18,7 @@ from convstore.server.context import ServerContext
 from convstore.server.middleware import BodyLimit, Observe
 from convstore.server.observability import Metrics
 from convstore.server.schemas import TEXT_RULE
-from convstore.server.settings import ServerSettings
+from convstore.server.settings import Rate, ServerSettings
 from convstore.store import ConversationStore
 
 log = logging.getLogger("convstore.server")
@@ -79,15 +79,27 @@ def _description(settings: ServerSettings) -> str:
         if settings.trust_user_header
         else '`Authorization: Bearer KEY` with a key from `convstore users add|key` ("Authorize")'
     )
+    rates = ", ".join(
+        f"{kind} {_rate(rate)}"
+        for kind, rate in (
+            ("reads", settings.read_rate),
+            ("writes", settings.write_rate),
+            ("chunks", settings.chunk_rate),
+        )
+    )
     return (
         "Conversations and messages for LLM agents and chat applications.\n\n"
         f"Every request under /api/v1 names its caller: {caller}. A user sees only their "
         "own conversations; another's answer 404, like missing ones. Errors read "
-        '`{"error": {"code", "message", "request_id"}}`. Limits: reads and writes per '
-        "minute per API key (429 with Retry-After beyond them), request bodies of at most "
-        f"{settings.max_body_bytes} bytes (413), and the lengths, patterns and ranges "
-        f"stated below (422). {TEXT_RULE}"
+        '`{"error": {"code", "message", "request_id"}}`. Limits per API key: '
+        f"{rates} (429 with Retry-After beyond them); request bodies of at most "
+        f"{settings.max_body_bytes} bytes (413); the lengths, patterns and ranges stated "
+        f"below (422). {TEXT_RULE}"
     )
+
+
+def _rate(rate: Rate | None) -> str:
+    return "unlimited" if rate is None else f"{rate.count} per {rate.period:g} s"
 
 
 def _finish_document(app: FastAPI, store: ConversationStore, settings: ServerSettings) -> None:

@@ -90,13 +90,14 @@ class Gate:
             if user_id is None or not is_valid_id(user_id):
                 raise ApiError(401, "UNAUTHORIZED", "X-User-ID must name the user", _CHALLENGE)
             return _Identity(user_id, f"user:{user_id}", None)
-        scheme, _, key = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        key = given.strip()
+        if scheme.lower() != "bearer" or not key:
             raise ApiError(
                 401, "UNAUTHORIZED", "send an API key as Authorization: Bearer KEY", _CHALLENGE
             )
-        digest = hashlib.sha256(key.strip().encode("utf-8", "surrogatepass")).hexdigest()
-        user = self._user_of(digest, key.strip())
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()
+        user = self._user_of(digest, key)
         if user is None:
             raise ApiError(401, "UNAUTHORIZED", "the API key is not valid", _CHALLENGE)
         return _Identity(user.id, f"key:{digest}", user)
