@@ -89,7 +89,7 @@ async def http_mix(url: str, key: str, clients: int, seconds: float) -> tuple[li
                 n += 1
                 path = f"/api/v1/conversations/{cid}/messages"
                 message = {"role": "user", "content": f"message {n}"}
-                reads = f"{path}?limit=20"
+                reads = f"{path}?limit=20&newest_first=true"
                 for method, target, body in (("POST", path, message), ("GET", reads, None)):
                     started = time.perf_counter()
                     response = await http.request(method, target, json=body)

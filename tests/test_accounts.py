@@ -7,7 +7,7 @@ import json
 import pytest
 
 from convstore import ConcurrencyError, ConversationStore, InvalidInputError
-from convstore.accounts import KEYS, Accounts
+from convstore.accounts import KEYS, USERS, Accounts
 
 
 @pytest.fixture
@@ -71,3 +71,25 @@ def test_bad_users_are_refused(accounts: Accounts) -> None:
     with pytest.raises(InvalidInputError):
         accounts.issue_key("nobody")
     assert [u.id for u in accounts.list_users()] == ["alice"]
+
+
+def test_server_admins_are_marked_and_others_are_not(
+    store: ConversationStore, accounts: Accounts
+) -> None:
+    root, key = accounts.add_user("Root", user_id="root", admin=True)
+    plain, _ = accounts.add_user("Plain", user_id="plain")
+    assert (root.is_admin, plain.is_admin) == (True, False)
+    assert accounts.authenticate(key) == root
+    assert [u.is_admin for u in accounts.list_users()] == [False, True]  # by id
+    assert store.get_record(USERS, "root")["is_admin"] is True  # type: ignore[index]
+    with pytest.raises(InvalidInputError):
+        accounts.add_user("Odd", admin="yes")  # type: ignore[arg-type]
+
+
+def test_users_stored_before_admins_existed_are_not_admins(
+    store: ConversationStore, accounts: Accounts
+) -> None:
+    store.put_record(USERS, "old", {"name": "Old", "created_at": 1.0})
+    old = accounts.get_user("old")
+    assert old is not None
+    assert (old.name, old.is_admin) == ("Old", False)

@@ -33,11 +33,14 @@ MAX_USER_NAME = 200
 
 @dataclass(frozen=True)
 class User:
-    """Someone who may use the API; conversations they create are theirs."""
+    """Someone who may use the API; conversations they create are theirs. A server
+    admin may also read the server's health details and metrics (store-wide figures);
+    it sees no other user's conversations."""
 
     id: str
     name: str
     created_at: float
+    is_admin: bool = False
 
 
 class Accounts:
@@ -46,16 +49,20 @@ class Accounts:
     def __init__(self, store: ConversationStore) -> None:
         self._store = store
 
-    def add_user(self, name: str, *, user_id: str | None = None) -> tuple[User, str]:
-        """Create a user and a first key; the key is returned only this once."""
+    def add_user(
+        self, name: str, *, user_id: str | None = None, admin: bool = False
+    ) -> tuple[User, str]:
+        """Create a user (a server admin if ``admin``) and a first key; the key is
+        returned only this once."""
         name = check_text(name, "name", MAX_USER_NAME).strip()
         if not name:
             raise InvalidInputError("name must not be empty")
-        user = User(user_id or new_id(), name, time.time())
+        if not isinstance(admin, bool):
+            raise InvalidInputError(f"admin must be True or False, not {type(admin).__name__}")
+        user = User(user_id or new_id(), name, time.time(), admin)
         check_id(user.id, "user_id")
-        if not self._store.put_record(
-            USERS, user.id, {"name": name, "created_at": user.created_at}
-        ):
+        record = {"name": name, "created_at": user.created_at, "is_admin": admin}
+        if not self._store.put_record(USERS, user.id, record):
             raise ConcurrencyError(f"user {user.id!r} already exists")
         return user, self.issue_key(user.id)
 
@@ -159,6 +166,8 @@ def _digest(secret: str) -> str:
 
 
 def _user(user_id: str, value: dict[str, Any] | None) -> User | None:
+    """The user a record describes (records written before admins existed: not admin)."""
     if value is None:
         return None
-    return User(user_id, str(value["name"]), float(value["created_at"]))
+    admin = value.get("is_admin", False) is True
+    return User(user_id, str(value["name"]), float(value["created_at"]), admin)

@@ -64,11 +64,26 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     read_rate: Annotated[
-        str, typer.Option(envvar="CONVSTORE_READ_RATE", help="Reads per API key.")
-    ] = "30/minute",
+        str | None,
+        typer.Option(
+            envvar="CONVSTORE_READ_RATE",
+            help="Reads per API key (default 30/minute; 1000/minute with --demo-user).",
+        ),
+    ] = None,
     write_rate: Annotated[
-        str, typer.Option(envvar="CONVSTORE_WRITE_RATE", help="Writes per API key.")
-    ] = "10/minute",
+        str | None,
+        typer.Option(
+            envvar="CONVSTORE_WRITE_RATE",
+            help="Writes per API key (default 10/minute; 1000/minute with --demo-user).",
+        ),
+    ] = None,
+    rate_limit: Annotated[
+        int | None,
+        typer.Option(
+            envvar="CONVSTORE_RATE_LIMIT",
+            help="Writes per minute per API key, 0 for no limit (instead of --write-rate).",
+        ),
+    ] = None,
     chunk_rate: Annotated[
         str, typer.Option(envvar="CONVSTORE_CHUNK_RATE", help="Streamed chunks per API key.")
     ] = "6000/minute",
@@ -83,7 +98,18 @@ def serve(
         bool, typer.Option(envvar="CONVSTORE_LOG_JSON", help="Log JSON lines.")
     ] = False,
     demo_user: Annotated[
-        bool, typer.Option(help="On a store without users, create user 'demo' and print its key.")
+        bool,
+        typer.Option(
+            help="On a store without users, create the admin 'demo' and print its key; "
+            "generous rate limits."
+        ),
+    ] = False,
+    public_metrics: Annotated[
+        bool,
+        typer.Option(
+            envvar="CONVSTORE_PUBLIC_METRICS",
+            help="Show /metrics and the /health details to everyone, not only to admins.",
+        ),
     ] = False,
     heartbeat: Annotated[
         float, typer.Option(help="Seconds between heartbeats on idle event streams.")
@@ -98,6 +124,7 @@ def serve(
 
         from convstore.server import Rate, ServerSettings, create_app
         from convstore.server.observability import configure_logging
+        from convstore.server.settings import serve_rates
     except ImportError as exc:
         _fail(
             ConfigurationError(
@@ -106,11 +133,13 @@ def serve(
             )
         )
     try:
+        reads, writes = serve_rates(read_rate, write_rate, rate_limit, demo=demo_user)
         settings = ServerSettings(
-            read_rate=Rate.parse(read_rate),
-            write_rate=Rate.parse(write_rate),
+            read_rate=reads,
+            write_rate=writes,
             chunk_rate=Rate.parse(chunk_rate),
             trust_user_header=trust_user_header,
+            public_metrics=public_metrics,
             log_json=log_json,
             heartbeat_seconds=heartbeat,
             poll_interval=poll_interval,
@@ -120,9 +149,11 @@ def serve(
     configure_logging(as_json=log_json)
     with _store(url) as store:
         if demo_user and not Accounts(store).list_users():
-            _, key = Accounts(store).add_user("demo", user_id="demo")
+            _, key = Accounts(store).add_user("demo", user_id="demo", admin=True)
             console.print(
-                Text.assemble("created user ", ("demo", "bold"), ", whose API key (shown once) is:")
+                Text.assemble(
+                    "created user ", ("demo", "bold"), " (an admin), whose API key (shown once) is:"
+                )
             )
             console.print(key, highlight=False, soft_wrap=True)
         address = f"http://{host}:{port}"
@@ -147,15 +178,19 @@ def users_add(
     user_id: Annotated[
         str | None, typer.Option("--id", help="The user's id (default: new).")
     ] = None,
+    admin: Annotated[
+        bool, typer.Option("--admin", help="A server admin: may read /metrics and /health.")
+    ] = False,
     url: UrlOption = None,
 ) -> None:
     """Add a user and print their first API key (shown only this once)."""
     with _store(url) as store:
         try:
-            user, key = Accounts(store).add_user(name, user_id=user_id)
+            user, key = Accounts(store).add_user(name, user_id=user_id, admin=admin)
         except ConversationManagerError as exc:
             _fail(exc)
-    console.print(f"user {user.id} ({user.name})", highlight=False)
+    role = ", server admin" if user.is_admin else ""
+    console.print(f"user {user.id} ({user.name}{role})", highlight=False)
     console.print(key, highlight=False, soft_wrap=True)
 
 

@@ -51,3 +51,10 @@ def alice(app_client: TestClient, server_store: ConversationStore) -> TestClient
 @pytest.fixture
 def bob_headers(server_store: ConversationStore) -> dict[str, str]:
     return {"Authorization": f"Bearer {key_for(server_store, 'bob')}"}
+
+
+@pytest.fixture
+def admin_headers(server_store: ConversationStore) -> dict[str, str]:
+    """The key of a server admin, who may read /metrics and the /health details."""
+    _, key = Accounts(server_store).add_user("root", user_id="root", admin=True)
+    return {"Authorization": f"Bearer {key}"}

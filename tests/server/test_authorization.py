@@ -64,7 +64,6 @@ def test_listing_searching_and_events_show_only_ones_own(
     alice.post(V1, json={"name": "zebra", "messages": [{"role": "user", "content": "zebra"}]})
     assert alice.get(V1, headers=bob_headers).json()["items"] == []
     assert (
-        alice.get("/api/v1/search", params={"q": "zebra"}, headers=bob_headers).json()["items"]
-        == []
+        alice.get("/api/v1/search", params={"q": "zebra"}, headers=bob_headers).json()["hits"] == []
     )
-    assert len(alice.get("/api/v1/search", params={"q": "zebra"}).json()["items"]) == 1
+    assert len(alice.get("/api/v1/search", params={"q": "zebra"}).json()["hits"]) == 1

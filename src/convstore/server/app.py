@@ -3,27 +3,32 @@
 from __future__ import annotations
 
 import logging
-import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 import convstore
 from convstore.events import ChangeHub
-from convstore.server import errors, routes, sse
+from convstore.server import errors, messages, routes, sse, system
 from convstore.server.auth import Gate
 from convstore.server.context import ServerContext
-from convstore.server.observability import Metrics, accepted_request_id, request_id
-from convstore.server.settings import ServerSettings
+from convstore.server.middleware import BodyLimit, Observe
+from convstore.server.observability import Metrics
+from convstore.server.schemas import TEXT_RULE
+from convstore.server.settings import Rate, ServerSettings
 from convstore.store import ConversationStore
 
 log = logging.getLogger("convstore.server")
-ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+_API_KEY = {"type": "http", "scheme": "bearer", "description": "an API key (cs_...)"}
+_USER_HEADER = {
+    "type": "apiKey",
+    "in": "header",
+    "name": "X-User-ID",
+    "description": "the user, as the authenticating proxy in front of this server says",
+}
 
 
 def create_app(store: ConversationStore, settings: ServerSettings | None = None) -> FastAPI:
@@ -48,108 +53,84 @@ def create_app(store: ConversationStore, settings: ServerSettings | None = None)
     app = FastAPI(
         title="convstore",
         version=convstore.__version__,
-        description="Conversations and messages for LLM agents and chat applications.",
+        description=_description(settings),
         lifespan=lifespan,
+        docs_url=None,  # served by system.install, without a CDN
+        redoc_url=None,
     )
     errors.install(app)
     app.include_router(routes.router)
+    app.include_router(messages.router)
     app.include_router(sse.router)
+    system.install(app)
 
-    @app.get("/health", tags=["system"])
-    def health() -> dict[str, Any]:
-        """The store's health report."""
-        return store.health_check()
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(Observe, metrics=metrics)  # added last: the outermost layer
 
-    @app.get("/metrics", tags=["system"], response_class=Response)
-    def metrics_page() -> Response:
-        """Prometheus metrics: requests, latencies, store operation latencies."""
-        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
-
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)  # inside observe()
-
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        rid = accepted_request_id(request.headers.get("x-request-id")) or uuid.uuid4().hex
-        token = request_id.set(rid)
-        start = time.perf_counter()
-        try:
-            response = await call_next(request)
-        finally:
-            request_id.reset(token)
-        elapsed = time.perf_counter() - start
-        route = getattr(request.scope.get("route"), "path", "unmatched")
-        metrics.requests.labels(request.method, route, str(response.status_code)).inc()
-        metrics.latency.labels(request.method, route).observe(elapsed)
-        response.headers["X-Request-ID"] = rid
-        log.info(
-            "%s %s %d %.1f ms",
-            request.method,
-            request.url.path,
-            response.status_code,
-            elapsed * 1000,
-            extra={
-                "fields": {
-                    "method": request.method,
-                    "path": request.url.path,
-                    "status": response.status_code,
-                    "duration_ms": round(elapsed * 1000, 3),
-                }
-            },
-        )
-        return response
-
+    _finish_document(app, store, settings)
     app.state.context = ctx
     return app
 
 
-class BodyLimit:
-    """Refuses request bodies over ``max_bytes`` (413) before they reach a route: by
-    their announced length, or, sent without one, by reading at most that much."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        announced = dict(scope["headers"]).get(b"content-length")
-        if announced is not None:
-            if announced.isdigit() and int(announced) > self.max_bytes:
-                await _too_large(self.max_bytes, send)
-                return
-            await self.app(scope, receive, send)
-            return
-        pieces, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # the client went away
-            pieces.append(message.get("body", b""))
-            size += len(pieces[-1])
-            if size > self.max_bytes:
-                await _too_large(self.max_bytes, send)
-                return
-            more = message.get("more_body", False)
-        whole = {"type": "http.request", "body": b"".join(pieces), "more_body": False}
-        replayed = False
-
-        async def replay() -> Any:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return whole
-
-        await self.app(scope, replay, send)
-
-
-async def _too_large(limit: int, send: Any) -> None:
-    response = errors.envelope(
-        413, "PAYLOAD_TOO_LARGE", f"the request body is larger than {limit} bytes"
+def _description(settings: ServerSettings) -> str:
+    """The API's rules, as this server applies them, for the top of /docs."""
+    caller = (
+        "`X-User-ID: USER`, set by the proxy that authenticated the user"
+        if settings.trust_user_header
+        else '`Authorization: Bearer KEY` with a key from `convstore users add|key` ("Authorize")'
     )
-    await send({"type": "http.response.start", "status": 413, "headers": response.raw_headers})
-    await send({"type": "http.response.body", "body": response.body})
+    rates = ", ".join(
+        f"{kind} {_rate(rate)}"
+        for kind, rate in (
+            ("reads", settings.read_rate),
+            ("writes", settings.write_rate),
+            ("chunks", settings.chunk_rate),
+        )
+    )
+    return (
+        "Conversations and messages for LLM agents and chat applications.\n\n"
+        f"Every request under /api/v1 names its caller: {caller}. A user sees only their "
+        "own conversations; another's answer 404, like missing ones. Errors read "
+        '`{"error": {"code", "message", "request_id"}}`. Limits per API key: '
+        f"{rates} (429 with Retry-After beyond them); request bodies of at most "
+        f"{settings.max_body_bytes} bytes (413); the lengths, patterns and ranges stated "
+        f"below (422). {TEXT_RULE}"
+    )
+
+
+def _rate(rate: Rate | None) -> str:
+    return "unlimited" if rate is None else f"{rate.count} per {rate.period:g} s"
+
+
+def _finish_document(app: FastAPI, store: ConversationStore, settings: ServerSettings) -> None:
+    """Make /openapi.json say what depends on how this server runs: how a request names
+    its caller (an API key, or X-User-ID behind a trusted proxy; required under
+    /api/v1, optional on /health and on public /metrics), so that /docs can send it,
+    and which search modes the store offers (semantic ones need an embedder)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()  # FastAPI's: builds the document and keeps it
+        scheme = _USER_HEADER if settings.trust_user_header else _API_KEY
+        schema.setdefault("components", {})["securitySchemes"] = {"caller": scheme}
+        optional = {"/health"} | ({"/metrics"} if settings.public_metrics else set())
+        for path, operations in schema["paths"].items():
+            needed: list[dict[str, list[str]]] = [{"caller": []}]
+            for operation in operations.values():
+                operation["security"] = [{}, *needed] if path in optional else needed
+        if store.config.embedder is None:
+            _text_search_only(schema["paths"]["/api/v1/search"]["get"])
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _text_search_only(operation: dict[str, Any]) -> None:
+    for parameter in operation["parameters"]:
+        if parameter["name"] == "mode":
+            parameter["schema"]["enum"] = ["text"]
+            parameter["description"] = (
+                "text; semantic and hybrid need a store with an embedder, which this one lacks"
+            )

@@ -1,19 +1,23 @@
-"""What every route needs: the store, the settings, the gate and the change hub."""
+"""What every route needs: the store, the settings, the gate and the change hub, the
+caller of a request, and the few steps routes share."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
+from convstore.errors import ConversationNotFoundError, MessageNotFoundError
 from convstore.events import ChangeHub
+from convstore.models import Conversation, Message
 from convstore.server.auth import Caller, Gate
-from convstore.server.idempotency import Idempotency, IdempotentRequest
+from convstore.server.idempotency import Idempotency, IdempotentRequest, idempotent_request
 from convstore.server.observability import Metrics
+from convstore.server.schemas import ERRORS
 from convstore.server.settings import ServerSettings
 from convstore.store import ConversationStore
 
@@ -45,6 +49,34 @@ def writer(request: Request) -> Caller:
 def chunk_writer(request: Request) -> Caller:
     """The caller adding chunks to a streamed reply (within its chunk limit)."""
     return context_of(request).gate.admit(request, "chunk")
+
+
+Reader = Annotated[Caller, Depends(reader)]
+Writer = Annotated[Caller, Depends(writer)]
+ChunkWriter = Annotated[Caller, Depends(chunk_writer)]
+Idem = Annotated[IdempotentRequest | None, Depends(idempotent_request)]
+
+
+def make_router() -> APIRouter:
+    """A router of the API: under /api/v1, every error documented."""
+    return APIRouter(prefix="/api/v1", responses=ERRORS)
+
+
+def conversation_of(caller: Caller, conversation_id: str) -> Conversation:
+    """The caller's conversation, or ConversationNotFoundError."""
+    found = caller.store.get_conversation(conversation_id)
+    if found is None:
+        raise ConversationNotFoundError(conversation_id)
+    return found
+
+
+def message_of(caller: Caller, conversation_id: str, message_id: str) -> Message:
+    """A message of the caller's conversation, or the not-found error that applies."""
+    conversation_of(caller, conversation_id)
+    found = caller.store.get_message(conversation_id, message_id)
+    if found is None:
+        raise MessageNotFoundError(conversation_id, message_id)
+    return found
 
 
 def body(value: BaseModel | Sequence[BaseModel]) -> Any:

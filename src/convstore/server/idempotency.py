@@ -1,7 +1,8 @@
 """Idempotency-Key: a retried write returns the first answer and adds nothing.
 
 The first answer is kept for 24 hours as a record keyed by user and key, with a
-fingerprint of the request; the same key with another request is refused. Writes that
+fingerprint of the request (method, path and the body as parsed JSON, so whitespace and
+key order do not count); the same key with another request is refused. Writes that
 create something also derive the new id from the key when the client gave none, so even
 two copies racing, or a crash between the write and remembering its answer, store it once
 (the store treats a known id as a retry).
@@ -10,11 +11,11 @@ two copies racing, or a crash between the write and remembering its answer, stor
 from __future__ import annotations
 
 import hashlib
-import re
+import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Request
+from fastapi import Header, Request
 from fastapi.responses import JSONResponse
 
 from convstore.server.errors import ApiError
@@ -22,7 +23,7 @@ from convstore.store import ConversationStore
 
 NAMESPACE = "idempotency"
 TTL = 24 * 3600.0
-_KEY = re.compile(r"[\x21-\x7e]{1,128}")  # visible ASCII
+KEY_PATTERN = r"^[\x21-\x7e]{1,128}$"  # visible ASCII
 
 
 @dataclass(frozen=True)
@@ -33,18 +34,35 @@ class IdempotentRequest:
     fingerprint: str
 
 
-async def idempotent_request(request: Request) -> IdempotentRequest | None:
-    """The request's Idempotency-Key (checked) and fingerprint, if it has one."""
-    key = request.headers.get("idempotency-key")
+async def idempotent_request(
+    request: Request,
+    key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            pattern=KEY_PATTERN,
+            description="send a retried write with the key of its first try: it is done once",
+        ),
+    ] = None,
+) -> IdempotentRequest | None:
+    """The request's Idempotency-Key (checked against KEY_PATTERN by FastAPI) and
+    fingerprint, if it has one."""
     if key is None:
         return None
-    if not _KEY.fullmatch(key):
-        raise ApiError(
-            422, "INVALID_INPUT", "Idempotency-Key must be 1 to 128 visible ASCII characters"
-        )
     digest = hashlib.sha256(f"{request.method} {request.url.path}\n".encode())
-    digest.update(await request.body())
+    digest.update(canonical_body(await request.body()))
     return IdempotentRequest(key, digest.hexdigest())
+
+
+def canonical_body(body: bytes) -> bytes:
+    """The body as canonical JSON (sorted keys, no spaces, ASCII), so that one request
+    written two ways is one request; a body that is not JSON stays as it is (the route
+    refuses it anyway)."""
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested too deep
+        return body
+    return json.dumps(parsed, sort_keys=True, separators=(",", ":")).encode()
 
 
 class Idempotency:

@@ -1,4 +1,4 @@
-"""Per-key rate limits: a token bucket per (caller, kind of request), in this process."""
+"""Per-key rate limits: a token bucket per (API key, kind of request), in this process."""
 
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ _MAX_BUCKETS = 100_000  # beyond this, buckets idle long enough to be full are d
 
 class RateLimiter:
     """Allows each caller ``rate.count`` requests of a kind per ``rate.period``, with
-    bursts up to ``rate.count``; refills continuously."""
+    bursts up to ``rate.count``; refills continuously. A kind whose rate is None is
+    not limited."""
 
-    def __init__(self, rates: dict[str, Rate], clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, rates: dict[str, Rate | None], clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._rates = rates
         self._clock = clock
         self._buckets: dict[tuple[str, str], tuple[float, float]] = {}  # tokens, updated
@@ -24,6 +27,8 @@ class RateLimiter:
     def retry_after(self, caller: str, kind: str) -> float | None:
         """Take a token; None if there was one, else the seconds until there is."""
         rate = self._rates[kind]
+        if rate is None:
+            return None
         per_second = rate.count / rate.period
         now = self._clock()
         with self._lock:
@@ -38,10 +43,10 @@ class RateLimiter:
         return None
 
     def _forget_idle(self, now: float) -> None:
-        idle = [
-            key
-            for key, (_, updated) in self._buckets.items()
-            if now - updated > self._rates[key[1]].period
-        ]
+        idle = []
+        for key, (_, updated) in self._buckets.items():
+            rate = self._rates[key[1]]
+            if rate is None or now - updated > rate.period:
+                idle.append(key)
         for key in idle:
             del self._buckets[key]

@@ -4,23 +4,61 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from fastapi import Path, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from convstore.models import Chunk, Conversation, Message, Role, Usage
+from convstore.models import Chunk, Conversation, Message, NewMessage, Role, Usage
 from convstore.states import ConversationState
+from convstore.validation import MAX_DESCRIPTION_LENGTH, MAX_NAME_LENGTH, MAX_TYPE_LENGTH
 
-Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# The largest integer the API takes: 2**53 - 1, the last one every JSON reader (JavaScript's
+# numbers, OpenAPI tools) holds exactly; the store's own bound (BIGINT) is higher.
+MAX_INT = 2**53 - 1
+MAX_PAGE_SIZE = 200  # seed 001's cap on a page
+MAX_BATCH = 1000  # messages or chunks in one request
+MAX_CURSOR_LENGTH = 1000
+TEXT_RULE = "Text is stored as given, except that no text may hold NUL (U+0000)."
+JSON_RULE = "a JSON object, nested at most 100 levels deep"
+CONTENT_RULE = (
+    "a string, or JSON (object or array) nested at most 100 levels deep; at most the "
+    "store's max_message_size bytes (1 MiB by default) as JSON"
+)
+
+Id = Annotated[str, Field(pattern=ID_PATTERN, description="1 to 64 of A-Z a-z 0-9 _ -")]
 
 
 def _not_text(value: Any) -> Any:
+    """Refuses what pydantic would read as a number though JSON says otherwise."""
     if isinstance(value, str | bytes | bool):
-        raise ValueError("must be a number")  # pydantic would read "3" as 3
+        raise ValueError("must be a number")  # pydantic would read "3" as 3, true as 1
     return value
 
 
-Number = Annotated[int, BeforeValidator(_not_text)]
-Count = Annotated[Number, Field(ge=0)]
-Content = str | dict[str, Any] | list[Any]
+# the bounds come first, so that the schema states them; then the check on the JSON type
+Count = Annotated[int, Field(ge=0, le=MAX_INT), BeforeValidator(_not_text)]
+Seq = Annotated[int, Field(ge=1, le=MAX_INT), BeforeValidator(_not_text)]
+Name = Annotated[str, Field(max_length=MAX_NAME_LENGTH)]
+Description = Annotated[str, Field(max_length=MAX_DESCRIPTION_LENGTH)]
+Kind = Annotated[str, Field(max_length=MAX_TYPE_LENGTH)]
+Metadata = Annotated[dict[str, Any] | None, Field(description=JSON_RULE)]
+Content = Annotated[str | dict[str, Any] | list[Any], Field(description=CONTENT_RULE)]
+
+# path and query parameters
+ConversationId = Annotated[str, Path(pattern=ID_PATTERN, description="a conversation id")]
+MessageId = Annotated[str, Path(pattern=ID_PATTERN, description="a message id")]
+PageSize = Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="items in a page")]
+SeqBound = Annotated[int | None, Query(ge=0, le=MAX_INT)]
+Cursor = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=MAX_CURSOR_LENGTH,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="next_cursor of the previous page (any other value is refused, 422)",
+    ),
+]
+Time = Annotated[float | None, Query(allow_inf_nan=False, description="seconds since the epoch")]
 
 
 class _In(BaseModel):
@@ -30,7 +68,7 @@ class _In(BaseModel):
 class UsageIn(_In):
     prompt_tokens: Count = 0
     completion_tokens: Count = 0
-    model: str | None = None
+    model: Name | None = None
 
     def to_usage(self) -> Usage:
         return Usage(**self.model_dump())
@@ -39,34 +77,46 @@ class UsageIn(_In):
 class MessageIn(_In):
     role: Role
     content: Content
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata = None
     message_id: Id | None = None
-    type: str = "text"
+    type: Kind = "text"
     sender_id: Id | None = None
     usage: UsageIn | None = None
 
+    def to_new(self, message_id: str | None = None) -> NewMessage:
+        """The message to store, under ``message_id`` if given (else its own)."""
+        return NewMessage(
+            role=self.role.value,
+            content=self.content,
+            metadata=self.metadata,
+            id=message_id if message_id is not None else self.message_id,
+            type=self.type,
+            sender_id=self.sender_id,
+            usage=None if self.usage is None else self.usage.to_usage(),
+        )
+
 
 class ConversationIn(_In):
-    name: str
-    description: str | None = None
-    metadata: dict[str, Any] | None = None
+    name: Name
+    description: Description | None = None
+    metadata: Metadata = None
     conversation_id: Id | None = None
-    messages: list[MessageIn] = Field(default_factory=list, max_length=1000)
+    messages: list[MessageIn] = Field(default_factory=list, max_length=MAX_BATCH)
 
 
 class ConversationPatch(_In):
-    name: str | None = None
-    description: str | None = None
-    metadata: dict[str, Any] | None = None
+    name: Name | None = None
+    description: Description | None = None
+    metadata: Metadata = None
 
 
 class MessagesIn(_In):
-    messages: list[MessageIn] = Field(min_length=1, max_length=1000)
+    messages: list[MessageIn] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class MessageEdit(_In):
     content: Content | None = None
-    metadata: dict[str, Any] | None = None
+    metadata: Metadata = None
 
 
 class StateIn(_In):
@@ -75,31 +125,33 @@ class StateIn(_In):
 
 
 class StreamIn(_In):
+    """Begins a streamed reply: a message with status "streaming" and no content yet."""
+
     role: Role = Role.ASSISTANT
     message_id: Id | None = None
-    metadata: dict[str, Any] | None = None
-    type: str = "text"
+    metadata: Metadata = None
+    type: Kind = "text"
     sender_id: Id | None = None
 
 
 class ChunkIn(_In):
-    seq: Annotated[Number, Field(ge=1)]
-    delta: str
+    seq: Seq
+    delta: str = Field(description="text; the chunks together are the reply's content")
 
 
 class ChunksIn(_In):
     """Chunks with consecutive numbers (a batch, or a single chunk)."""
 
-    chunks: list[ChunkIn] = Field(min_length=1, max_length=1000)
+    chunks: list[ChunkIn] = Field(min_length=1, max_length=MAX_BATCH)
 
 
 class FinalizeIn(_In):
-    finish_reason: str = "stop"
+    finish_reason: Kind = "stop"
     usage: UsageIn | None = None
 
 
 class AbortIn(_In):
-    reason: str | None = None
+    reason: Description | None = None
 
 
 class ConversationPage(BaseModel):
@@ -149,8 +201,24 @@ class SearchHit(BaseModel):
 
 
 class SearchPage(BaseModel):
-    items: list[SearchHit]
+    hits: list[SearchHit]
     next_cursor: str | None
+
+
+class Health(BaseModel):
+    """``status`` "ok" for anyone; the store's health report for server admins."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: str
+    backend: str | None = None
+    conversations_count: int | None = None
+    total_messages: int | None = None
+    disk_usage: int | None = None
+    last_backup: float | None = None
+    locks_status: dict[str, Any] | None = None
+    cache: dict[str, Any] | None = None
+    error: str | None = None
 
 
 class ErrorDetail(BaseModel):

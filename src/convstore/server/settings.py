@@ -30,18 +30,24 @@ class Rate:
         return cls(int(found.group(1)), _SECONDS[found.group(2)])
 
 
+DEMO_RATE = Rate(1000, 60.0)  # `serve --demo-user`: a trial, never throttled by a walk-through
+
+
 @dataclass(frozen=True)
 class ServerSettings:
     """Limits per API key follow seed 001: 30 reads and 10 new messages a minute.
     Chunks of streamed replies have their own, higher limit; other writes share the
-    message limit. ``trust_user_header`` takes the user from ``X-User-ID`` instead of
-    an API key: only behind a proxy that authenticates users and sets that header."""
+    message limit; None is no limit. ``trust_user_header`` takes the user from
+    ``X-User-ID`` instead of an API key: only behind a proxy that authenticates users
+    and sets that header (limits then count per user). ``public_metrics`` shows the
+    health details and /metrics to everyone, not only to server admins."""
 
-    read_rate: Rate = Rate(30, 60.0)
-    write_rate: Rate = Rate(10, 60.0)
-    chunk_rate: Rate = Rate(6000, 60.0)
+    read_rate: Rate | None = Rate(30, 60.0)
+    write_rate: Rate | None = Rate(10, 60.0)
+    chunk_rate: Rate | None = Rate(6000, 60.0)
     max_body_bytes: int = 2 * 1024 * 1024
     trust_user_header: bool = False
+    public_metrics: bool = False
     log_json: bool = False
     heartbeat_seconds: float = 15.0
     poll_interval: float = 0.5
@@ -55,3 +61,24 @@ class ServerSettings:
                 raise ConfigurationError(f"{name} must be positive")
         if self.stream_idle_timeout < 0:
             raise ConfigurationError("stream_idle_timeout must not be negative")
+
+
+def serve_rates(
+    read_rate: str | None, write_rate: str | None, rate_limit: int | None, *, demo: bool
+) -> tuple[Rate | None, Rate | None]:
+    """The read and write limits `convstore serve` runs with: ``rate_limit`` is writes
+    per minute per key (0: none) and stands for ``write_rate``; what is not given keeps
+    the seed's default, or a generous one for a demo server."""
+    if rate_limit is not None and write_rate is not None:
+        raise ConfigurationError("give --rate-limit or --write-rate, not both")
+    if rate_limit is not None and rate_limit < 0:
+        raise ConfigurationError(f"--rate-limit must be 0 (no limit) or more; got {rate_limit}")
+    defaults = ServerSettings()
+    read = Rate.parse(read_rate) if read_rate is not None else defaults.read_rate
+    write = Rate.parse(write_rate) if write_rate is not None else defaults.write_rate
+    if rate_limit is not None:
+        write = Rate(rate_limit, 60.0) if rate_limit else None
+    if demo:
+        read = read if read_rate is not None else DEMO_RATE
+        write = write if write_rate is not None or rate_limit is not None else DEMO_RATE
+    return read, write

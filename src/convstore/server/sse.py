@@ -5,6 +5,7 @@ over REST when a signal arrives). An open stream holds no database connection.""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -15,9 +16,11 @@ from convstore.models import Change
 from convstore.server.auth import Caller
 from convstore.server.context import context_of, reader
 from convstore.server.errors import ApiError
-from convstore.server.schemas import ERRORS
+from convstore.server.schemas import ERRORS, MAX_INT
 
 RETRY_MS = 2000
+EVENT_ID_PATTERN = r"^[0-9]{1,16}$"  # ASCII digits only: str.isdigit() also takes "²"
+_EVENT_ID = re.compile(EVENT_ID_PATTERN)
 
 
 router = APIRouter(prefix="/api/v1", responses=ERRORS)
@@ -31,12 +34,18 @@ router = APIRouter(prefix="/api/v1", responses=ERRORS)
 async def events(
     request: Request,
     caller: Annotated[Caller, Depends(reader)],
-    last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(ge=0, description="resume after this event id")] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(pattern=EVENT_ID_PATTERN, description="resume after this event id"),
+    ] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_INT, description="resume after this event id")
+    ] = None,
 ) -> StreamingResponse:
     """Each event names a change (``event``: its kind, ``id``: its place in the change
     feed, ``data``: the conversation and what changed). Send the last id seen as
-    Last-Event-ID (or ``after``) to resume without missing any."""
+    Last-Event-ID (or ``after``) to resume without missing any; a value that is not an
+    event id is refused (422), whichever way it came."""
     ctx = context_of(request)
     mark = _resume_mark(last_event_id, after)
     user = caller.user_id
@@ -61,9 +70,11 @@ async def events(
 
 
 def _resume_mark(last_event_id: str | None, after: int | None) -> int | None:
+    """Where to resume: Last-Event-ID if sent (ASCII digits, within the range of ids),
+    else ``after``."""
     if last_event_id is None:
         return after
-    if not last_event_id.isdigit():
+    if not _EVENT_ID.fullmatch(last_event_id) or int(last_event_id) > MAX_INT:
         raise ApiError(422, "INVALID_INPUT", "Last-Event-ID must be an event id this server sent")
     return int(last_event_id)
 
