@@ -23,7 +23,6 @@ import io
 import json
 import math
 import os
-import sys
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -40,16 +39,7 @@ from convstore.fileio import fsync_directory
 from convstore.ids import check_id
 from convstore.models import Conversation, Message
 from convstore.store import ConversationStore, check_import
-from convstore.validation import (
-    MAX_DESCRIPTION_LENGTH,
-    MAX_NAME_LENGTH,
-    MAX_TYPE_LENGTH,
-    check_metadata,
-    check_text,
-    check_usage,
-    dump_json,
-    encode_content,
-)
+from convstore.validation import check_record, dump_json
 
 FORMAT = "convstore-archive"
 VERSION = 1
@@ -372,7 +362,7 @@ class ArchiveReader:
     def _checked(self, record: _Record) -> _Record:
         """Refuse values the store would refuse when they are written through its API."""
         try:
-            _check_values(record)
+            check_record(record)
         except InvalidInputError as exc:
             raise self._damage(exc.message) from None
         if isinstance(record, Conversation):
@@ -414,24 +404,6 @@ def _open_for_reading(path: Path) -> io.BufferedIOBase:
         return gzip.open(path, "rb") if compressed else path.open("rb")
     except OSError as exc:
         raise InvalidInputError(f"cannot read archive {path}: {exc.strerror or exc}") from None
-
-
-def _check_values(record: Conversation | Message) -> None:
-    """The checks the store applies to what callers write, applied to an archived record."""
-    check_id(record.id, "id")
-    if isinstance(record, Conversation):
-        check_text(record.name, "name", MAX_NAME_LENGTH)
-        check_text(record.description, "description", MAX_DESCRIPTION_LENGTH, optional=True)
-        if record.owner_id is not None:
-            check_id(record.owner_id, "owner_id")
-    else:
-        check_text(record.type, "type", MAX_TYPE_LENGTH)
-        encode_content(record.content, sys.maxsize)
-        if record.sender_id is not None:
-            check_id(record.sender_id, "sender_id")
-        if record.usage is not None:
-            check_usage(record.usage.model_dump())
-    check_metadata(record.metadata)
 
 
 def _refuse_constant(name: str) -> None:

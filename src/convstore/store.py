@@ -67,6 +67,7 @@ from convstore.validation import (
     MAX_NAME_LENGTH,
     MAX_TYPE_LENGTH,
     check_metadata,
+    check_records,
     check_role,
     check_text,
     check_usage,
@@ -856,6 +857,7 @@ class ConversationStore:
         that conversation, seq unique and within last_seq, parents among them, counters
         matching.
         """
+        check_records(conversation, messages)
         check_import(conversation, messages)
         if not self._sees(conversation):
             raise InvalidInputError(f"owner_id must be {self._owner!r}, the store's user")

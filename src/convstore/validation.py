@@ -2,19 +2,36 @@
 
 Each check raises InvalidInputError with a message that names the field and says what
 was wrong, so that bad input changes nothing.
+
+One rule for every backend: whatever one backend stores, every other can hold and
+give back as it was, so that a store can always be exported, backed up and moved.
+Text is valid Unicode without NUL (PostgreSQL's text cannot hold U+0000, and a lone
+surrogate cannot be written as UTF-8 at all); integers are 64-bit (PostgreSQL's
+bigint, SQLite's INTEGER, and the largest integer SQLite's JSON functions read
+exactly); JSON values are plain JSON of bounded depth, key length and size. Checking a
+value costs time linear in its size: where a problem is is worked out only once one is
+found.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
-from collections.abc import Iterator, Mapping
+import sys
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from convstore.errors import InvalidInputError
-from convstore.models import MessageStatus, Role, Usage
+from convstore.ids import check_id
+from convstore.models import Conversation, Message, MessageStatus, Role, Usage
 
-MAX_JSON_DEPTH = 100
+MAX_INT = 2**63 - 1  # the largest integer stored anywhere (token counts, JSON numbers)
+MIN_INT = -(2**63)  # the smallest integer inside JSON values
+MAX_COUNTER = 2**31 - 1  # seq, version and message count (PostgreSQL integer columns)
+MAX_JSON_DEPTH = 100  # levels of nested objects and arrays in one JSON value
+MAX_JSON_KEY_LENGTH = 1_024  # characters in one key of a JSON object
+MAX_JSON_ITEMS = 100_000  # members of all the objects and arrays of one JSON value
 MAX_NAME_LENGTH = 1_000
 MAX_DESCRIPTION_LENGTH = 100_000
 MAX_TYPE_LENGTH = 64
@@ -54,7 +71,24 @@ def check_text(value: object, field: str, max_length: int, *, optional: bool = F
         raise InvalidInputError(
             f"{field} is {len(value)} characters long; the limit is {max_length}"
         )
-    _check_encodable(value, field)
+    problem = _text_problem(value)
+    if problem is not None:
+        raise InvalidInputError(f"{field} {problem}")
+    return value
+
+
+def check_int(
+    value: object, field: str, *, low: int = 0, high: int = MAX_INT, optional: bool = False
+) -> Any:
+    """``value`` if it is an integer (not a bool) from ``low`` to ``high`` (or None if
+    optional); the default range is what every backend stores."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        kind = "None or an integer" if optional else "an integer"
+        raise InvalidInputError(
+            f"{field} must be {kind} from {low} to {high}; got {_shorten(repr(value))}"
+        )
     return value
 
 
@@ -64,7 +98,7 @@ def check_metadata(value: object, field: str = "metadata") -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise InvalidInputError(f"{field} must be a dict or None, not {type(value).__name__}")
-    _check_json(value, field, 0)
+    check_json(value, field)
     return value
 
 
@@ -77,9 +111,9 @@ def encode_content(value: object, max_bytes: int) -> str:
     """
     if not isinstance(value, str | dict | list):
         raise InvalidInputError(f"content must be a str, dict or list, not {type(value).__name__}")
-    _check_json(value, "content", 0)
+    check_json(value, "content")
     text = dump_json(value)
-    size = len(text.encode("utf-8", "surrogatepass"))
+    size = len(text.encode("utf-8"))
     if size > max_bytes:
         raise InvalidInputError(
             f"content is {size} bytes as JSON; the limit (max_message_size) is {max_bytes}"
@@ -88,22 +122,74 @@ def encode_content(value: object, max_bytes: int) -> str:
 
 
 def check_usage(value: object) -> Usage | None:
-    """Token usage as a Usage, from a Usage or a mapping of its fields."""
-    if value is None or isinstance(value, Usage):
-        return value
-    if not isinstance(value, Mapping):
+    """Token usage as a Usage, from a Usage or a mapping of its fields; a Usage is
+    checked too, since a model does not bound its numbers nor check its text."""
+    if value is None:
+        return None
+    fields = value.model_dump() if isinstance(value, Usage) else value
+    if not isinstance(fields, Mapping):
         raise InvalidInputError(f"usage must be a dict or None, not {type(value).__name__}")
-    unknown = set(value) - set(Usage.model_fields)
+    unknown = set(fields) - set(Usage.model_fields)
     if unknown:
         raise InvalidInputError(f"usage has unknown fields: {', '.join(sorted(map(str, unknown)))}")
     for key in ("prompt_tokens", "completion_tokens"):
-        tokens = value.get(key, 0)
-        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
-            raise InvalidInputError(f"usage.{key} must be a non-negative integer")
-    model = value.get("model")
+        check_int(fields.get(key, 0), f"usage.{key}")
+    model = fields.get("model")
     if model is not None:
         check_text(model, "usage.model", MAX_NAME_LENGTH)
-    return Usage(**value)
+    return value if isinstance(value, Usage) else Usage(**fields)
+
+
+def check_records(conversation: Conversation, messages: Iterable[Message]) -> None:
+    """Refuse a conversation given whole (to import it) unless every field is one the
+    store would accept from a caller, and its own counters fit every backend."""
+    records: list[Conversation | Message] = [conversation, *messages]
+    for record in records:
+        try:
+            check_record(record)
+        except InvalidInputError as exc:
+            what = "conversation" if isinstance(record, Conversation) else "message"
+            raise InvalidInputError(f"{what} {_shorten(repr(record.id))}: {exc.message}") from None
+
+
+def check_record(record: Conversation | Message) -> None:
+    """The checks applied to what callers write, applied to a stored record (read from
+    an archive or another store), and bounds on the fields the store sets itself."""
+    check_id(record.id, "id")
+    if isinstance(record, Conversation):
+        check_text(record.name, "name", MAX_NAME_LENGTH)
+        check_text(record.description, "description", MAX_DESCRIPTION_LENGTH, optional=True)
+        check_text(record.state, "state", MAX_TYPE_LENGTH)
+        for name in ("owner_id", "head_message_id"):
+            _check_optional_id(getattr(record, name), name)
+        for name in ("version", "message_count", "last_seq"):
+            check_int(getattr(record, name), name, high=MAX_COUNTER)
+        for name in ("prompt_tokens", "completion_tokens"):
+            check_int(getattr(record, name), name)
+    else:
+        check_id(record.conversation_id, "conversation_id")
+        for name in ("parent_id", "sender_id"):
+            _check_optional_id(getattr(record, name), name)
+        check_int(record.seq, "seq", high=MAX_COUNTER)
+        check_role(record.role)
+        check_status(record.status)
+        check_text(record.type, "type", MAX_TYPE_LENGTH)
+        encode_content(record.content, sys.maxsize)  # a size limit is the writer's own
+        check_usage(record.usage)
+    for name in ("created_at", "updated_at"):
+        _check_time(getattr(record, name), name)
+    check_metadata(record.metadata)
+
+
+def _check_optional_id(value: object, field: str) -> None:
+    if value is not None:
+        check_id(value, field)
+
+
+def _check_time(value: object, field: str) -> None:
+    """Epoch seconds: a finite float (SQLite stores NaN as NULL, JSON has no NaN)."""
+    if not isinstance(value, float) or not math.isfinite(value):
+        raise InvalidInputError(f"{field} must be epoch seconds, a finite float; got {value!r}")
 
 
 def dump_json(value: object) -> str:
@@ -123,44 +209,160 @@ def text_values(content: object) -> Iterator[str]:
             yield from text_values(item)
 
 
-def _check_json(value: object, path: str, depth: int) -> None:
-    if depth > MAX_JSON_DEPTH:
-        raise InvalidInputError(f"{path} is nested more than {MAX_JSON_DEPTH} levels deep")
-    if isinstance(value, str):
-        _check_encodable(value, path)
-    elif value is None or isinstance(value, bool | int):
-        return
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise InvalidInputError(f"{path} holds {value!r}, which is not valid JSON")
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise InvalidInputError(
-                    f"{path} has a key {_shorten(repr(key))} of type {type(key).__name__}; "
-                    "JSON object keys must be strings"
-                )
-            _check_encodable(key, path)
-            _check_json(item, f"{path}.{key}", depth + 1)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            _check_json(item, f"{path}[{index}]", depth + 1)
-    else:
-        raise InvalidInputError(
-            f"{path} holds a {type(value).__name__}, which is not JSON-serializable "
-            "(use str, int, float, bool, None, list and dict)"
-        )
+def check_json(value: object, field: str) -> None:
+    """Refuse ``value`` unless it is plain JSON every backend stores and gives back as it
+    is: objects with string keys, arrays, valid text, 64-bit integers, finite floats,
+    booleans and None, within MAX_JSON_DEPTH, MAX_JSON_KEY_LENGTH and MAX_JSON_ITEMS.
 
-
-def _check_encodable(value: str, field: str) -> None:
-    """Text every backend can store: valid UTF-8, and no NUL character (which
-    PostgreSQL's text and JSONB cannot hold)."""
+    One pass that only looks at each value (no path is built as it goes), so the cost
+    is linear however long the keys or deep the nesting; the place of a problem is
+    worked out from the containers open at the time, once there is one to report.
+    """
+    open_containers: list[Any] = []
     try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidInputError(f"{field} contains a lone surrogate and is not valid text") from exc
+        _walk(value, open_containers)
+    except _RefusedError as refused:
+        where = "" if refused.culprit is None else _place([*open_containers, refused.culprit])
+        raise InvalidInputError(f"{field}{where} {refused.problem}") from None
+
+
+class _RefusedError(Exception):
+    """A problem with ``culprit``, a member of the innermost open container (None for a
+    problem of the value as a whole)."""
+
+    def __init__(self, culprit: object, problem: str) -> None:
+        super().__init__(problem)
+        self.culprit = culprit
+        self.problem = problem
+
+
+def _walk(root: object, parents: list[Any]) -> None:
+    """Check every value inside ``root`` depth first, with a stack of iterators rather
+    than recursion; ``parents`` holds the containers open at any moment."""
+    finite = math.isfinite
+    left = MAX_JSON_ITEMS
+    stack: list[Iterator[Any]] = [iter((root,))]
+    while stack:
+        for item in stack[-1]:
+            kind = type(item)
+            if kind is str:
+                if not item.isascii() or "\x00" in item:
+                    _check_string(item)
+            elif kind is int:
+                if not MIN_INT <= item <= MAX_INT:
+                    raise _RefusedError(item, _INT_PROBLEM)
+            elif kind is float:
+                if not finite(item):
+                    raise _RefusedError(item, f"holds {item!r}, which is not valid JSON")
+            elif item is None or kind is bool:
+                pass
+            elif (kind is list or kind is dict or _is_container(item)) and item:
+                # a container, not empty: go on inside it, and back here afterwards
+                if len(stack) > MAX_JSON_DEPTH:
+                    raise _RefusedError(item, f"is nested more than {MAX_JSON_DEPTH} levels deep")
+                left -= len(item)
+                if left < 0:
+                    raise _RefusedError(None, f"has more than {MAX_JSON_ITEMS} members in all")
+                if isinstance(item, dict):
+                    _check_keys(item)
+                    stack.append(iter(item.values()))
+                else:
+                    stack.append(iter(item))
+                parents.append(item)
+                break
+        else:
+            stack.pop()
+            if parents:  # the first iterator, over the root alone, has no container
+                parents.pop()
+
+
+def _is_container(item: object) -> bool:
+    """Whether ``item``, of no JSON type itself, is a subclass of dict or list (walked as
+    one); a subclass of a JSON scalar is checked as its base; anything else is refused."""
+    if isinstance(item, dict | list):
+        return True
+    if isinstance(item, str):
+        _check_string(item)
+    elif isinstance(item, int) and not isinstance(item, bool):
+        if not MIN_INT <= item <= MAX_INT:
+            raise _RefusedError(item, _INT_PROBLEM)
+    elif isinstance(item, float):
+        if not math.isfinite(item):
+            raise _RefusedError(item, f"holds {item!r}, which is not valid JSON")
+    else:
+        raise _RefusedError(
+            item,
+            f"holds a {type(item).__name__}, which is not JSON-serializable "
+            "(use str, int, float, bool, None, list and dict)",
+        )
+    return False
+
+
+_INT_PROBLEM = f"holds an integer outside {MIN_INT}..{MAX_INT}, which is not stored"
+
+
+def _check_string(value: str) -> None:
+    problem = _text_problem(value)
+    if problem is not None:
+        raise _RefusedError(value, problem)
+
+
+def _check_keys(value: dict[Any, Any]) -> None:
+    """Refuse a dict whose keys are not all short, valid strings."""
+    for key in value:
+        if (
+            type(key) is str
+            and len(key) <= MAX_JSON_KEY_LENGTH
+            and key.isascii()
+            and "\x00" not in key
+        ):
+            continue
+        if not isinstance(key, str):
+            raise _RefusedError(
+                value,
+                f"has a key {_shorten(repr(key))} of type {type(key).__name__}; "
+                "JSON object keys must be strings",
+            )
+        if len(key) > MAX_JSON_KEY_LENGTH:
+            raise _RefusedError(
+                value,
+                f"has a key {len(key)} characters long; the limit is {MAX_JSON_KEY_LENGTH}",
+            )
+        problem = _text_problem(key)
+        if problem is not None:
+            raise _RefusedError(value, f"has a key that {problem}")
+
+
+def _place(chain: list[Any]) -> str:
+    """``.key[3].other``: the way from the first of ``chain`` (the value checked) to its
+    last, each a member of the one before; members are found by identity. A long way
+    is cut to its end."""
+    steps = []
+    for container, member in itertools.pairwise(chain):
+        if isinstance(container, dict):
+            key = next((k for k, v in container.items() if v is member), "?")
+            steps.append(f".{_shorten(str(key), 40)}")
+        else:
+            index = next((i for i, v in enumerate(container) if v is member), "?")
+            steps.append(f"[{index}]")
+    kept, length = len(steps), 0
+    while kept and length + len(steps[kept - 1]) <= 200:
+        kept -= 1
+        length += len(steps[kept])
+    return ("..." if kept else "") + "".join(steps[kept:])
+
+
+def _text_problem(value: str) -> str | None:
+    """Why ``value`` cannot be stored as text on every backend, or None if it can: it
+    must be valid UTF-8 and hold no NUL character (PostgreSQL's text and JSON cannot)."""
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "contains a lone surrogate and is not valid text"
     if "\x00" in value:
-        raise InvalidInputError(f"{field} contains a NUL character (U+0000), which is not stored")
+        return "contains a NUL character (U+0000), which is not stored"
+    return None
 
 
 def _shorten(text: str, limit: int = 60) -> str:
