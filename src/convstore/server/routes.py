@@ -25,6 +25,7 @@ from convstore.server.context import answer, body, chunk_writer, reader, writer
 from convstore.server.errors import ApiError
 from convstore.server.idempotency import IdempotentRequest, idempotent_request
 from convstore.server.schemas import (
+    BELOW_2_63,
     ERRORS,
     AbortIn,
     ChunkPage,
@@ -196,8 +197,8 @@ def list_messages(
     caller: Reader,
     limit: PageSize = 50,
     order: Literal["newest", "oldest"] = "newest",
-    before: Annotated[int | None, Query(ge=0)] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    before: Annotated[int | None, Query(ge=0, lt=BELOW_2_63)] = None,
+    after: Annotated[int | None, Query(ge=0, lt=BELOW_2_63)] = None,
     ids: Annotated[str | None, Query(description="comma-separated message ids")] = None,
 ) -> Response:
     if ids is not None:
@@ -297,7 +298,7 @@ def get_chunks(
     conversation_id: str,
     message_id: str,
     caller: Reader,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, lt=BELOW_2_63)] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> Response:
     found: list[Chunk] = caller.store.get_chunks(
@@ -407,6 +408,6 @@ def _offset(cursor: str | None) -> int:
         offset = decoded["o"]
     except (ValueError, TypeError, KeyError):
         raise ApiError(422, "INVALID_INPUT", "cursor is not one this server gave") from None
-    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < BELOW_2_63:
         raise ApiError(422, "INVALID_INPUT", "cursor is not one this server gave")
     return offset

@@ -8,6 +8,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from convstore.models import Chunk, Conversation, Message, Role, Usage
 from convstore.states import ConversationState
+from convstore.validation import MAX_INT
 
 Id = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
@@ -18,8 +19,12 @@ def _not_text(value: Any) -> Any:
     return value
 
 
-Number = Annotated[int, BeforeValidator(_not_text)]
-Count = Annotated[Number, Field(ge=0)]
+# The bounds come before the validator so that the schema states them (as minimum and
+# exclusiveMaximum); the upper one is "below MAX_INT + 1", since OpenAPI numbers are
+# written as floats and 2**63 is one exactly, where MAX_INT would round up to it.
+BELOW_2_63 = MAX_INT + 1
+Count = Annotated[int, Field(ge=0, lt=BELOW_2_63), BeforeValidator(_not_text)]
+Position = Annotated[int, Field(ge=1, lt=BELOW_2_63), BeforeValidator(_not_text)]
 Content = str | dict[str, Any] | list[Any]
 
 
@@ -83,7 +88,7 @@ class StreamIn(_In):
 
 
 class ChunkIn(_In):
-    seq: Annotated[Number, Field(ge=1)]
+    seq: Position
     delta: str
 
 
