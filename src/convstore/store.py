@@ -73,6 +73,7 @@ from convstore.validation import (
     check_usage,
     encode_content,
     text_values,
+    token_totals,
 )
 
 _ORDERS = ("updated_at", "created_at", "name")
@@ -1195,6 +1196,7 @@ class ConversationStore:
             chunks = session.get_chunks(conversation_id, message_id, 0, None)
             content = "".join(chunk.delta for chunk in chunks)
             encode_content(content, self.config.max_message_size)
+            totals = {} if usage is None else token_totals(conversation, [usage])
             changes: dict[str, Any] = {
                 "content": content,
                 "status": status,
@@ -1207,12 +1209,6 @@ class ConversationStore:
             settled = message.model_copy(update=changes)
             if status is MessageStatus.COMPLETE:
                 self._store_vectors(session, [settled], self._embed_contents([content]))
-            totals: dict[str, Any] = {}
-            if usage is not None:
-                totals["prompt_tokens"] = conversation.prompt_tokens + usage.prompt_tokens
-                totals["completion_tokens"] = (
-                    conversation.completion_tokens + usage.completion_tokens
-                )
             payload = {"message_id": message_id, "status": status.value}
             conversation = self._touch(session, conversation, totals, "message.updated", payload)
             if conversation.state == _STREAMING:
@@ -1286,7 +1282,6 @@ class ConversationStore:
         fresh: list[Message] = []
         seen: dict[str, Message] = {}
         seq, parent, now = conversation.last_seq, conversation.head_message_id, time.time()
-        prompt = completion = 0
         for draft in drafts:
             earlier = None
             if draft.id is not None:
@@ -1313,22 +1308,19 @@ class ConversationStore:
                     "usage": draft.usage,
                 }
             )
-            if draft.usage is not None:
-                prompt += draft.usage.prompt_tokens
-                completion += draft.usage.completion_tokens
             parent = message.id
             seen[message.id] = message
             fresh.append(message)
             result.append(message)
         if not fresh:
             return conversation, result
+        totals = token_totals(conversation, [m.usage for m in fresh if m.usage is not None])
         session.insert_messages(fresh)
         changes: dict[str, Any] = {
             "last_seq": seq,
             "head_message_id": parent,
             "message_count": conversation.message_count + len(fresh),
-            "prompt_tokens": conversation.prompt_tokens + prompt,
-            "completion_tokens": conversation.completion_tokens + completion,
+            **totals,
         }
         if conversation.state == ConversationState.INITIAL:  # the first words make it active
             changes["state"] = ConversationState.ACTIVE.value

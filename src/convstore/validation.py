@@ -140,6 +140,22 @@ def check_usage(value: object) -> Usage | None:
     return value if isinstance(value, Usage) else Usage(**fields)
 
 
+def token_totals(conversation: Conversation, usages: Iterable[Usage]) -> dict[str, int]:
+    """The conversation's token totals with ``usages`` added, checked before anything is
+    written: each count is at most MAX_INT, but their sum must be one too."""
+    totals = {"prompt_tokens": conversation.prompt_tokens}
+    totals["completion_tokens"] = conversation.completion_tokens
+    for usage in usages:
+        totals["prompt_tokens"] += usage.prompt_tokens
+        totals["completion_tokens"] += usage.completion_tokens
+    for field, total in totals.items():
+        if total > MAX_INT:
+            raise InvalidInputError(
+                f"this usage would take the conversation's {field} past {MAX_INT}"
+            )
+    return totals
+
+
 def check_records(conversation: Conversation, messages: Iterable[Message]) -> None:
     """Refuse a conversation given whole (to import it) unless every field is one the
     store would accept from a caller, and its own counters fit every backend."""

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from convstore import ConversationStore, InvalidInputError, Usage
+from convstore.validation import MAX_INT
 
 
 def snapshot(store: ConversationStore) -> tuple[Any, ...]:
@@ -273,3 +274,27 @@ def test_an_import_is_checked_like_a_write(
     with pytest.raises(InvalidInputError, match=r"message .*: content\.k contains a NUL"):
         store.import_conversation(conversation, [bad_message])
     assert snapshot(store) == before
+
+
+def test_token_totals_past_64_bits_are_refused(store: ConversationStore) -> None:
+    chat = store.create_conversation("chat").id
+    store.append_message(chat, "assistant", "a", usage={"prompt_tokens": MAX_INT})
+    reply = store.begin_stream(chat).id
+    before = snapshot(store)
+    with pytest.raises(InvalidInputError, match="prompt_tokens past"):
+        store.finalize_stream(chat, reply, usage={"prompt_tokens": 1})
+    assert snapshot(store) == before
+    store.finalize_stream(chat, reply, usage={"completion_tokens": MAX_INT})
+    before = snapshot(store)
+    with pytest.raises(InvalidInputError, match="completion_tokens past"):
+        store.append_messages(
+            chat,
+            [
+                {"role": "user", "content": "b"},
+                {"role": "assistant", "content": "c", "usage": {"completion_tokens": 1}},
+            ],
+        )
+    assert snapshot(store) == before
+    conversation = store.get_conversation(chat)
+    assert conversation is not None
+    assert (conversation.prompt_tokens, conversation.completion_tokens) == (MAX_INT, MAX_INT)
