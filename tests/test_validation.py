@@ -57,6 +57,11 @@ def test_checking_is_linear_however_long_the_keys_and_deep_the_nesting() -> None
         ({"a": float("-inf")}, r"^content\.a holds -inf, which is not valid JSON"),
         ([(1, 2)], r"^content\[0\] holds a tuple, which is not JSON-serializable"),
         ([[0] * MAX_JSON_ITEMS, 1], r"^content has more than 100000 members in all"),
+        # long lists of one type are checked as a whole first, then one by one to say where
+        ([0.5] * 20 + [float("nan")], r"^content\[20\] holds nan"),
+        ({"v": [1] * 20 + [MIN_INT - 1]}, r"^content\.v\[20\] holds an integer outside"),
+        (["a"] * 30 + ["\udfff"], r"^content\[30\] contains a lone surrogate"),
+        (["é"] * 30 + ["\x00"], r"^content\[30\] contains a NUL"),
     ],
 )
 def test_a_problem_is_reported_with_its_place(value: Any, message: str) -> None:
@@ -73,6 +78,7 @@ def test_the_limits_themselves_are_accepted() -> None:
         check_json([deepest], "content")
     check_json({"k" * MAX_JSON_KEY_LENGTH: [MIN_INT, MAX_INT]}, "content")
     check_json([0] * (MAX_JSON_ITEMS - 1), "content")
+    check_json([[True] * 20, [None] * 20, ["日本"] * 20, [1.5] * 20, [MIN_INT] * 20], "content")
 
 
 def test_a_long_way_to_a_problem_is_cut_to_its_end() -> None:

@@ -38,8 +38,9 @@ from convstore.errors import ConcurrencyError, DataIntegrityError, InvalidInputE
 from convstore.fileio import fsync_directory
 from convstore.ids import check_id
 from convstore.models import Conversation, Message
+from convstore.record_checks import check_record
 from convstore.store import ConversationStore, check_import
-from convstore.validation import check_record, dump_json
+from convstore.validation import dump_json
 
 FORMAT = "convstore-archive"
 VERSION = 1

@@ -44,6 +44,7 @@ from convstore.queries import (
     parse_conversation_filter,
     parse_message_filter,
 )
+from convstore.record_checks import check_records
 from convstore.redis_link import RedisLink
 from convstore.retry import retried
 from convstore.search.embedding import Embedder, as_vectors
@@ -67,7 +68,6 @@ from convstore.validation import (
     MAX_NAME_LENGTH,
     MAX_TYPE_LENGTH,
     check_metadata,
-    check_records,
     check_role,
     check_text,
     check_usage,
