@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +19,7 @@ from convstore import Conversation, ConversationManagerError, ConversationStore,
 from convstore.archive import Header, export_store, import_archive, verify_archive
 from convstore.backup import backups_for
 from convstore.ids import new_id
+from convstore.store import StoredRecord
 from tests.hostile import (
     CONTENT,
     FLOATS,
@@ -182,15 +184,24 @@ def streams(probe: Probe, chat: str) -> None:
 
 
 def records(probe: Probe) -> None:
-    """put_record with a hostile key, value and lifetime."""
+    """put_record and import_records (as copying a store does) with a hostile key, value
+    and lifetime or expiry."""
+    store = probe.store
     key, value = probe.draw(TEXT), probe.draw(OBJECTS) or {}
-    ttl = probe.draw(st.none() | FLOATS)
-    kept = probe.attempt(
-        "put_record", lambda: probe.store.put_record("probe", key, value, ttl=ttl), []
-    )
+    ttl = probe.draw(st.none() | SECONDS)
+    kept = probe.attempt("put_record", lambda: store.put_record("probe", key, value, ttl=ttl), [])
     if kept:
-        found = probe.store.get_record("probe", key)
+        found = store.get_record("probe", key)
         assert found is not None and canonical(found) == canonical(value)
+    expiry = probe.draw(st.none() | st.floats(4e9, 5e9) | EXTREME_SECONDS)
+    given = StoredRecord("probe", f"imported-{next(_runs)}", probe.draw(OBJECTS) or {}, expiry)
+    if probe.attempt("import_records", lambda: store.import_records([given]) or True, []):
+        found = store.get_record("probe", given.key)
+        assert found is not None and canonical(found) == canonical(given.value)
+
+
+EXTREME_SECONDS = st.sampled_from([math.inf, -math.inf, math.nan, 1e308, 10**400])
+SECONDS = st.one_of(st.sampled_from([0.0, -1.0]), EXTREME_SECONDS, st.floats(1, 1e9))
 
 
 def hostile_records(probe: Probe) -> tuple[Conversation, list[Message]]:

@@ -4,7 +4,6 @@ written, and the fields the store sets itself bounded by what every backend hold
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Iterable
 
@@ -19,6 +18,7 @@ from convstore.validation import (
     check_int,
     check_metadata,
     check_role,
+    check_seconds,
     check_status,
     check_text,
     check_usage,
@@ -63,19 +63,13 @@ def check_record(record: Conversation | Message) -> None:
         encode_content(record.content, sys.maxsize)  # a size limit is the writer's own
         check_usage(record.usage)
     for name in ("created_at", "updated_at"):
-        _check_time(getattr(record, name), name)
+        check_seconds(getattr(record, name), name)
     check_metadata(record.metadata)
 
 
 def _check_optional_id(value: object, field: str) -> None:
     if value is not None:
         check_id(value, field)
-
-
-def _check_time(value: object, field: str) -> None:
-    """Epoch seconds: a finite float (SQLite stores NaN as NULL, JSON has no NaN)."""
-    if not isinstance(value, float) or not math.isfinite(value):
-        raise InvalidInputError(f"{field} must be epoch seconds, a finite float; got {value!r}")
 
 
 def _shown(value: str) -> str:

@@ -69,6 +69,7 @@ from convstore.validation import (
     MAX_TYPE_LENGTH,
     check_metadata,
     check_role,
+    check_seconds,
     check_text,
     check_usage,
     encode_content,
@@ -768,10 +769,7 @@ class ConversationStore:
         """
         namespace, key = _check_record_key(namespace, key)
         value = check_metadata(value, "value")
-        if ttl is not None and (
-            isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0
-        ):
-            raise InvalidInputError(f"ttl must be None or a positive number; got {ttl!r}")
+        ttl = check_seconds(ttl, "ttl", optional=True, positive=True)
         expires_at = None if ttl is None else time.time() + ttl
         try:
             with self._unit(write=True) as session:
@@ -814,12 +812,9 @@ class ConversationStore:
         checked = []
         for record in records:
             _check_record_key(record.namespace, record.key, internal=True)
-            expiry = record.expires_at
-            if expiry is not None and (
-                isinstance(expiry, bool) or not isinstance(expiry, float | int)
-            ):
-                raise InvalidInputError(f"expires_at must be None or epoch seconds; got {expiry!r}")
-            checked.append(replace(record, value=check_metadata(record.value, "value")))
+            expiry = check_seconds(record.expires_at, "expires_at", optional=True)
+            value = check_metadata(record.value, "value")
+            checked.append(replace(record, value=value, expires_at=expiry))
         with self._unit(write=True) as session:
             for record in checked:
                 session.delete_record(record.namespace, record.key)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -88,6 +89,28 @@ def check_int(
             f"{field} must be {kind} from {low} to {high}; got {_shorten(repr(value))}"
         )
     return value
+
+
+def check_seconds(
+    value: object, field: str, *, optional: bool = False, positive: bool = False
+) -> Any:
+    """``value`` as a float if it is a finite number of seconds (epoch seconds, or a
+    positive duration if ``positive``), or None if optional: every backend stores a
+    finite float, and only some an infinity or a NaN."""
+    if value is None and optional:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not abs(value) <= sys.float_info.max  # NaN, the infinities, huge ints
+        or (positive and not value > 0)
+    ):
+        kind = "a positive number" if positive else "epoch seconds"
+        raise InvalidInputError(
+            f"{field} must be {'None or ' if optional else ''}{kind} (finite); "
+            f"got {_shorten(repr(value))}"
+        )
+    return float(value)
 
 
 def check_metadata(value: object, field: str = "metadata") -> dict[str, Any]:

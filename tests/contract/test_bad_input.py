@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from convstore import ConversationStore, InvalidInputError, Usage
+from convstore.store import StoredRecord
 from convstore.validation import MAX_INT
 
 
@@ -207,6 +208,16 @@ def beyond_what_backends_hold(chat: str) -> list[tuple[str, Call, str]]:
             "epoch seconds",
         ),
         (
+            "an endless record lifetime",
+            lambda s: s.put_record("probe", "k", {}, ttl=math.inf),
+            r"ttl must be None or a positive number \(finite\)",
+        ),
+        (
+            "an imported record expiring at NaN",
+            lambda s: s.import_records([StoredRecord("probe", "k", {}, math.nan)]),
+            "expires_at must be None or epoch seconds",
+        ),
+        (
             "record value with a lone surrogate",
             lambda s: s.put_record("probe", "k", {"v": ["\ud800"]}),
             r"value\.v\[0\] contains a lone surrogate",
@@ -230,6 +241,7 @@ def test_every_bad_input_is_refused_and_changes_nothing(store: ConversationStore
             call(store)
         assert raised.value.code in ("INVALID_INPUT", "INVALID_CONFIG"), name
         assert snapshot(store) == before, name
+    assert store.list_records("probe") == []
 
 
 def test_streams_refuse_what_backends_cannot_hold(store: ConversationStore) -> None:
