@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from convstore import ConversationStore, InvalidInputError, Usage
+from convstore import ConversationStore, InvalidInputError, PersistConversationManager, Usage
 from convstore.store import StoredRecord
 from convstore.validation import MAX_INT
 
@@ -310,3 +310,20 @@ def test_token_totals_past_64_bits_are_refused(store: ConversationStore) -> None
     conversation = store.get_conversation(chat)
     assert conversation is not None
     assert (conversation.prompt_tokens, conversation.completion_tokens) == (MAX_INT, MAX_INT)
+
+
+def test_the_manager_refuses_what_backends_cannot_hold(manager: PersistConversationManager) -> None:
+    chat = manager.create_conversation("chat")
+    calls: list[Call] = [
+        lambda _: manager.append_messages(
+            chat, [{"role": "assistant", "content": "x", "usage": {"model": "\ud800"}}]
+        ),
+        lambda _: manager.append_message(chat, "user", {"n": 2**63}),
+        lambda _: manager.update_conversation(chat, metadata={"k" * 2000: 1}),
+        lambda _: manager.create_conversation("n\x00"),
+    ]
+    before = snapshot(manager.store)
+    for call in calls:
+        with pytest.raises(InvalidInputError):
+            call(manager.store)
+    assert snapshot(manager.store) == before
