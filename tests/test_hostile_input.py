@@ -9,17 +9,29 @@ import itertools
 import json
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 from hypothesis import HealthCheck, Phase, event, given, settings
 from hypothesis import strategies as st
 
-from convstore import Conversation, ConversationManagerError, ConversationStore, Message, Usage
+import convstore
+from convstore import (
+    Conversation,
+    ConversationManagerError,
+    ConversationStore,
+    InvalidInputError,
+    Message,
+    Usage,
+)
 from convstore.archive import Header, export_store, import_archive, verify_archive
 from convstore.backup import backups_for
 from convstore.ids import new_id
 from convstore.store import StoredRecord
+from convstore.transfer import copy_store
+from convstore.validation import MAX_JSON_ITEMS, NOTE_ROOM
 from tests.hostile import (
     CONTENT,
     FLOATS,
@@ -305,3 +317,40 @@ def test_hostile_input_is_kept_exactly_or_refused(
     records(probe)
     imports(probe)
     still_whole(probe)
+
+
+# values at the limits, moved between stores -------------------------------------------
+
+
+def test_metadata_at_the_limit_keeps_room_for_the_note_of_a_finished_stream(
+    store: ConversationStore, tmp_path: Path
+) -> None:
+    chat = store.create_conversation("chat").id
+    fullest = {"v": [0] * (MAX_JSON_ITEMS - NOTE_ROOM - 1)}  # the key is a member too
+    with pytest.raises(InvalidInputError, match="more than 99999 members"):
+        store.begin_stream(chat, metadata={"v": [*fullest["v"], 0]})
+    reply = store.begin_stream(chat, metadata=fullest).id
+    store.append_chunks(chat, reply, ["done"])
+    done = store.finalize_stream(chat, reply, finish_reason="stop")
+    assert done.metadata == {**fullest, "finish_reason": "stop"}  # MAX_JSON_ITEMS in all
+    export_store(store, tmp_path / "full.jsonl")
+    with convstore.open("memory://") as target:
+        import_archive(target, tmp_path / "full.jsonl")
+        assert target.get_message(chat, reply) == done
+
+
+def test_a_large_softly_deleted_conversation_moves_to_another_store(tmp_path: Path) -> None:
+    with convstore.open("memory://") as source, convstore.open(f"file://{tmp_path}") as target:
+        chat = source.create_conversation("big").id
+        for _ in range(3):  # one JSON value of it all holds more than a record may
+            source.append_message(chat, "user", "x", metadata={"v": [0] * 40_000})
+        source.delete_conversation(chat, soft=True)
+        copy_store(source, target)
+        restored = target.restore_conversation(chat)
+        assert [m.metadata for m in target.get_messages(chat)] == [{"v": [0] * 40_000}] * 3
+        assert restored.message_count == 3
+        [trashed] = [r for r in source.export_records() if r.key == chat]
+        poisoned = dict(trashed.value)
+        poisoned["messages"] = [{**m, "content": "\x00"} for m in trashed.value["messages"]]
+        with pytest.raises(InvalidInputError, match="content contains a NUL"):
+            target.import_records([replace(trashed, value=poisoned)])

@@ -16,6 +16,8 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
+from pydantic import ValidationError
+
 from convstore.backends.base import Backend, Change, RepairReport, Session
 from convstore.cache import StampedLRUCache
 from convstore.config import ConversationManagerConfig
@@ -813,7 +815,10 @@ class ConversationStore:
         for record in records:
             _check_record_key(record.namespace, record.key, internal=True)
             expiry = check_seconds(record.expires_at, "expires_at", optional=True)
-            value = check_metadata(record.value, "value")
+            if record.namespace == _TRASH:  # a whole conversation, checked as its import
+                value = _checked_trash(record.value)
+            else:
+                value = check_metadata(record.value, "value")
             checked.append(replace(record, value=value, expires_at=expiry))
         with self._unit(write=True) as session:
             for record in checked:
@@ -1533,6 +1538,17 @@ def _trash_form(conversation: Conversation, messages: Sequence[Message]) -> dict
 def _from_trash_form(document: Mapping[str, Any]) -> tuple[Conversation, list[Message]]:
     conversation = Conversation.model_validate(document["conversation"])
     return conversation, [Message.model_validate(m) for m in document["messages"]]
+
+
+def _checked_trash(document: Any) -> dict[str, Any]:
+    """A softly deleted conversation given to import_records, checked as an import of
+    the conversation would be (as one JSON value it may well pass a record's limits)."""
+    try:
+        check_records(*_from_trash_form(document))
+    except (ValidationError, KeyError, TypeError) as exc:
+        problem = str(exc).splitlines()[0]
+        raise InvalidInputError(f"a trash record is not a conversation: {problem}") from None
+    return dict(document)
 
 
 def _expired(expires_at: float | None) -> bool:

@@ -31,6 +31,7 @@ MAX_COUNTER = 2**31 - 1  # seq, version and message count (PostgreSQL integer co
 MAX_JSON_DEPTH = 100  # levels of nested objects and arrays in one JSON value
 MAX_JSON_KEY_LENGTH = 1_024  # characters in one key of a JSON object
 MAX_JSON_ITEMS = 100_000  # members of all the objects and arrays of one JSON value
+NOTE_ROOM = 1  # members kept free in metadata for the note the store adds to a message
 MAX_NAME_LENGTH = 1_000
 MAX_DESCRIPTION_LENGTH = 100_000
 MAX_TYPE_LENGTH = 64
@@ -113,13 +114,15 @@ def check_seconds(
     return float(value)
 
 
-def check_metadata(value: object, field: str = "metadata") -> dict[str, Any]:
-    """A JSON object given as metadata; None means empty."""
+def check_metadata(value: object, field: str = "metadata", *, room: int = NOTE_ROOM) -> Any:
+    """A JSON object given as metadata; None means empty. ``room`` members are kept free
+    for the note the store adds when a stream ends (its finish_reason or error), so that
+    what it stores is within MAX_JSON_ITEMS, as an import of it checks (with no room)."""
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise InvalidInputError(f"{field} must be a dict or None, not {type(value).__name__}")
-    check_json(value, field)
+    check_json(value, field, members=MAX_JSON_ITEMS - room)
     return value
 
 
@@ -194,10 +197,10 @@ def text_values(content: object) -> Iterator[str]:
             yield from text_values(item)
 
 
-def check_json(value: object, field: str) -> None:
+def check_json(value: object, field: str, *, members: int = MAX_JSON_ITEMS) -> None:
     """Refuse ``value`` unless it is plain JSON every backend stores and gives back as it
     is: objects with string keys, arrays, valid text, 64-bit integers, finite floats,
-    booleans and None, within MAX_JSON_DEPTH, MAX_JSON_KEY_LENGTH and MAX_JSON_ITEMS.
+    booleans and None, within MAX_JSON_DEPTH, MAX_JSON_KEY_LENGTH and ``members``.
 
     One pass that only looks at each value (no path is built as it goes), so the cost
     is linear however long the keys or deep the nesting; the place of a problem is
@@ -205,8 +208,10 @@ def check_json(value: object, field: str) -> None:
     """
     top = [value]
     try:
-        _members(top, 0, [MAX_JSON_ITEMS])
+        _members(top, 0, [members])
     except _RefusedError as refused:
+        if refused.culprit is None:
+            refused.problem = f"has more than {members} members in all"
         chain = [*reversed(refused.containers), refused.culprit]
         where = "" if refused.culprit is None else _place(chain[1:])  # less the list of one
         raise InvalidInputError(f"{field}{where} {refused.problem}") from None
@@ -253,7 +258,7 @@ def _members(container: list[Any] | dict[str, Any], depth: int, left: list[int])
                     raise _RefusedError(item, f"is nested more than {MAX_JSON_DEPTH} levels deep")
                 left[0] -= len(item)
                 if left[0] < 0:
-                    raise _RefusedError(None, f"has more than {MAX_JSON_ITEMS} members in all")
+                    raise _RefusedError(None, "has more members in all than the limit")
                 if isinstance(item, dict):
                     _check_keys(item)
                 elif len(item) > 16 and _plain_list(item):
