@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -17,7 +16,14 @@ from convstore.errors import InvalidInputError
 from convstore.ids import check_id
 from convstore.models import Message, MessageStatus, Role
 from convstore.search.query import SearchQuery
-from convstore.validation import MIN_INT, check_int, check_role, check_status, check_text
+from convstore.validation import (
+    MIN_INT,
+    check_int,
+    check_role,
+    check_seconds,
+    check_status,
+    check_text,
+)
 
 MAX_PAGE_SIZE = 10_000
 MAX_FILTER_TEXT = 100_000  # characters of a metadata value a filter compares with
@@ -219,10 +225,7 @@ def _range(values: Mapping[str, Any], prefix: str) -> TimeRange:
     bounds: dict[str, float | None] = {}
     for side in ("after", "before"):
         key = f"{prefix}_{side}"
-        bound = values.get(key)
-        if bound is not None and not _is_seconds(bound):
-            raise InvalidInputError(f"filters.{key} must be epoch seconds (a finite number)")
-        bounds[side] = None if bound is None else float(bound)
+        bounds[side] = check_seconds(values.get(key), f"filters.{key}", optional=True)
     return TimeRange(**bounds)
 
 
@@ -245,13 +248,6 @@ def _metadata(value: object) -> tuple[MetadataEquals, ...]:
         _check_filter_value(expected, f"filters.metadata[{key!r}]")
         conditions.append(MetadataEquals(tuple(key.split(".")), expected))
     return tuple(conditions)
-
-
-def _is_seconds(value: object) -> bool:
-    """Whether ``value`` is a number a float holds finitely (huge ints do not)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return abs(value) <= sys.float_info.max and math.isfinite(value)
 
 
 def _check_filter_value(value: object, field: str) -> None:

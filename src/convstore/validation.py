@@ -9,8 +9,8 @@ Text is valid Unicode without NUL (PostgreSQL's text cannot hold U+0000, and a l
 surrogate cannot be written as UTF-8 at all); integers are 64-bit (PostgreSQL's
 bigint, SQLite's INTEGER, and the largest integer SQLite's JSON functions read
 exactly); JSON values are plain JSON of bounded depth, key length and size. Checking a
-value costs time linear in its size: where a problem is is worked out only once one is
-found.
+value costs time linear in its size: the place of a problem is worked out only once
+there is one.
 """
 
 from __future__ import annotations
@@ -114,7 +114,9 @@ def check_seconds(
     return float(value)
 
 
-def check_metadata(value: object, field: str = "metadata", *, room: int = NOTE_ROOM) -> Any:
+def check_metadata(
+    value: object, field: str = "metadata", *, room: int = NOTE_ROOM
+) -> dict[str, Any]:
     """A JSON object given as metadata; None means empty. ``room`` members are kept free
     for the note the store adds when a stream ends (its finish_reason or error), so that
     what it stores is within MAX_JSON_ITEMS, as an import of it checks (with no room)."""
@@ -210,10 +212,10 @@ def check_json(value: object, field: str, *, members: int = MAX_JSON_ITEMS) -> N
     try:
         _members(top, 0, [members])
     except _RefusedError as refused:
-        if refused.culprit is None:
-            refused.problem = f"has more than {members} members in all"
+        if refused.culprit is None:  # too many members: a problem of the whole value
+            raise InvalidInputError(f"{field} has more than {members} members in all") from None
         chain = [*reversed(refused.containers), refused.culprit]
-        where = "" if refused.culprit is None else _place(chain[1:])  # less the list of one
+        where = _place(chain[1:])  # less the list of one it started from
         raise InvalidInputError(f"{field}{where} {refused.problem}") from None
 
 
@@ -258,7 +260,7 @@ def _members(container: list[Any] | dict[str, Any], depth: int, left: list[int])
                     raise _RefusedError(item, f"is nested more than {MAX_JSON_DEPTH} levels deep")
                 left[0] -= len(item)
                 if left[0] < 0:
-                    raise _RefusedError(None, "has more members in all than the limit")
+                    raise _RefusedError(None, "too many members")
                 if isinstance(item, dict):
                     _check_keys(item)
                 elif len(item) > 16 and _plain_list(item):
