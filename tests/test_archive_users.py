@@ -71,7 +71,11 @@ def test_layout_puts_records_first_and_counts_them(
     assert user == {
         "namespace": "users",
         "key": "alice",
-        "value": {"name": "Alice", "created_at": user["value"]["created_at"]},  # type: ignore[index]
+        "value": {
+            "name": "Alice",
+            "created_at": user["value"]["created_at"],  # type: ignore[index]
+            "is_admin": False,
+        },
         "expires_at": None,
     }
     assert key["namespace"] == "api-keys" and key["value"]["user_id"] == "alice"  # type: ignore[index]

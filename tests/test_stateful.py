@@ -28,13 +28,14 @@ from hypothesis.stateful import (
 import convstore
 from convstore import ConversationState, InvalidInputError, InvalidStateError
 from convstore.states import TRANSITIONS
+from convstore.validation import MAX_INT, MIN_INT
 from tests.conftest import ENGINES, backend_url
 
 text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=20)
 json_values = st.recursive(
     st.none()
     | st.booleans()
-    | st.integers()
+    | st.integers(MIN_INT, MAX_INT)  # what every backend stores
     | st.floats(allow_nan=False, allow_infinity=False)
     | text,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),

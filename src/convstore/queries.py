@@ -6,6 +6,7 @@ translate them into their own query language, so the rules live here.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,9 +16,17 @@ from convstore.errors import InvalidInputError
 from convstore.ids import check_id
 from convstore.models import Message, MessageStatus, Role
 from convstore.search.query import SearchQuery
-from convstore.validation import check_role, check_status
+from convstore.validation import (
+    MIN_INT,
+    check_int,
+    check_role,
+    check_seconds,
+    check_status,
+    check_text,
+)
 
 MAX_PAGE_SIZE = 10_000
+MAX_FILTER_TEXT = 100_000  # characters of a metadata value a filter compares with
 _METADATA_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}(\.[A-Za-z0-9_-]{1,64}){0,7}")
 
 ConversationOrder = Literal["updated_at", "created_at", "name"]
@@ -163,21 +172,18 @@ def parse_message_filter(filters: Mapping[str, Any] | None) -> MessageFilter:
 
 
 def check_page(limit: object, offset: object) -> tuple[int | None, int]:
-    """Validated ``limit`` (None = all, at most MAX_PAGE_SIZE otherwise) and ``offset``."""
+    """Validated ``limit`` (None = all, at most MAX_PAGE_SIZE otherwise) and ``offset``
+    (at most MAX_INT, what a backend can skip)."""
     if limit is not None and (not _is_int(limit) or not 0 <= limit <= MAX_PAGE_SIZE):  # type: ignore[operator]
         raise InvalidInputError(
             f"limit must be None or an integer from 0 to {MAX_PAGE_SIZE}; got {limit!r}"
         )
-    if not _is_int(offset) or offset < 0:  # type: ignore[operator]
-        raise InvalidInputError(f"offset must be a non-negative integer; got {offset!r}")
-    return limit, offset  # type: ignore[return-value]
+    return limit, check_int(offset, "offset")  # type: ignore[return-value]
 
 
 def check_seq(value: object, name: str) -> int | None:
-    """A seq cursor: None or a non-negative integer."""
-    if value is not None and (not _is_int(value) or value < 0):  # type: ignore[operator]
-        raise InvalidInputError(f"{name} must be None or a non-negative integer; got {value!r}")
-    return value  # type: ignore[return-value]
+    """A seq cursor: None or an integer from 0 to MAX_INT."""
+    return check_int(value, name, optional=True)  # type: ignore[no-any-return]
 
 
 def _is_int(value: object) -> bool:
@@ -219,10 +225,7 @@ def _range(values: Mapping[str, Any], prefix: str) -> TimeRange:
     bounds: dict[str, float | None] = {}
     for side in ("after", "before"):
         key = f"{prefix}_{side}"
-        bound = values.get(key)
-        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, int | float)):
-            raise InvalidInputError(f"filters.{key} must be epoch seconds (a number)")
-        bounds[side] = None if bound is None else float(bound)
+        bounds[side] = check_seconds(values.get(key), f"filters.{key}", optional=True)
     return TimeRange(**bounds)
 
 
@@ -242,5 +245,17 @@ def _metadata(value: object) -> tuple[MetadataEquals, ...]:
             raise InvalidInputError(
                 f"filters.metadata[{key!r}] must be a string, number, boolean or None"
             )
+        _check_filter_value(expected, f"filters.metadata[{key!r}]")
         conditions.append(MetadataEquals(tuple(key.split(".")), expected))
     return tuple(conditions)
+
+
+def _check_filter_value(value: object, field: str) -> None:
+    """A value compared with stored metadata must be storable itself: text valid, an
+    integer 64-bit, a float finite."""
+    if isinstance(value, str):
+        check_text(value, field, MAX_FILTER_TEXT)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        check_int(value, field, low=MIN_INT)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise InvalidInputError(f"{field} must be a finite number; got {value!r}")

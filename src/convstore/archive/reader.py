@@ -7,7 +7,6 @@ import hashlib
 import io
 import json
 import math
-import sys
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -17,7 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from convstore.accounts import check_record
+from convstore.accounts import check_record as check_account_record
 from convstore.archive.format import (
     ARCHIVE_KINDS,
     FORMAT,
@@ -32,16 +31,9 @@ from convstore.archive.format import (
 from convstore.errors import DataIntegrityError, InvalidInputError
 from convstore.ids import check_id
 from convstore.models import Conversation, Message
+from convstore.record_checks import check_record
 from convstore.store import StoredRecord, check_import
-from convstore.validation import (
-    MAX_DESCRIPTION_LENGTH,
-    MAX_NAME_LENGTH,
-    MAX_TYPE_LENGTH,
-    check_metadata,
-    check_text,
-    check_usage,
-    encode_content,
-)
+from convstore.validation import check_metadata, check_seconds
 
 _Record = TypeVar("_Record", Conversation, Message)
 
@@ -206,7 +198,7 @@ class ArchiveReader:
     def _checked(self, record: _Record) -> _Record:
         """Refuse values the store would refuse when they are written through its API."""
         try:
-            _check_values(record)
+            check_record(record)
         except InvalidInputError as exc:
             raise self._damage(exc.message) from None
         if isinstance(record, Conversation):
@@ -225,14 +217,9 @@ class ArchiveReader:
         try:
             if not isinstance(record.namespace, str) or not isinstance(record.key, str):
                 raise InvalidInputError("a record's namespace and key must be strings")
-            if expires_at is not None and (
-                isinstance(expires_at, bool)
-                or not isinstance(expires_at, int | float)
-                or not math.isfinite(expires_at)
-            ):
-                raise InvalidInputError("a record's expires_at must be null or epoch seconds")
+            check_seconds(expires_at, "a record's expires_at", optional=True)
             check_metadata(record.value, "value")
-            check_record(record.namespace, record.key, record.value)
+            check_account_record(record.namespace, record.key, record.value)
         except InvalidInputError as exc:
             raise self._damage(exc.message) from None
         if (record.namespace, record.key) in self._record_keys:
@@ -274,24 +261,6 @@ def _open_for_reading(path: Path) -> io.BufferedIOBase:
         return gzip.open(path, "rb") if compressed else path.open("rb")
     except OSError as exc:
         raise InvalidInputError(f"cannot read archive {path}: {exc.strerror or exc}") from None
-
-
-def _check_values(record: Conversation | Message) -> None:
-    """The checks the store applies to what callers write, applied to an archived record."""
-    check_id(record.id, "id")
-    if isinstance(record, Conversation):
-        check_text(record.name, "name", MAX_NAME_LENGTH)
-        check_text(record.description, "description", MAX_DESCRIPTION_LENGTH, optional=True)
-        if record.owner_id is not None:
-            check_id(record.owner_id, "owner_id")
-    else:
-        check_text(record.type, "type", MAX_TYPE_LENGTH)
-        encode_content(record.content, sys.maxsize)
-        if record.sender_id is not None:
-            check_id(record.sender_id, "sender_id")
-        if record.usage is not None:
-            check_usage(record.usage.model_dump())
-    check_metadata(record.metadata)
 
 
 def _refuse_constant(name: str) -> None:

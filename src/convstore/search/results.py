@@ -13,7 +13,7 @@ from convstore.errors import InvalidInputError
 from convstore.models import Conversation, Message
 from convstore.search.query import SearchQuery, parse_query
 from convstore.search.snippets import Snippet, snippet
-from convstore.validation import text_values
+from convstore.validation import MAX_INT, text_values
 
 SearchTarget = Literal["messages", "conversations"]
 SearchMode = Literal["text", "semantic", "hybrid"]
@@ -79,6 +79,8 @@ def read_cursor(cursor: str | None, token: str) -> int:
         offset, owner = decoded["offset"], decoded["search"]
     except (ValueError, TypeError, KeyError, UnicodeError):
         raise InvalidInputError("cursor is not a cursor returned by search") from None
-    if owner != token or not isinstance(offset, int) or offset < 0:
+    if owner != token or not isinstance(offset, int) or isinstance(offset, bool):
         raise InvalidInputError("cursor belongs to a different search")
+    if not 0 <= offset <= MAX_INT:
+        raise InvalidInputError("cursor is not a cursor returned by search")
     return offset

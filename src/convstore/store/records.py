@@ -13,11 +13,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from pydantic import ValidationError
+
 from convstore.errors import ConcurrencyError, InvalidInputError
 from convstore.models import Conversation, Message
+from convstore.record_checks import check_records
 from convstore.retry import retried
 from convstore.store.core import StoreCore
-from convstore.validation import check_metadata, check_text
+from convstore.validation import check_metadata, check_seconds, check_text
 
 TRASH = "_trash"  # the records namespace of softly deleted conversations
 _NAMESPACE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")
@@ -49,10 +52,7 @@ class Records(StoreCore):
         """
         namespace, key = check_record_key(namespace, key)
         value = check_metadata(value, "value")
-        if ttl is not None and (
-            isinstance(ttl, bool) or not isinstance(ttl, int | float) or not ttl > 0
-        ):
-            raise InvalidInputError(f"ttl must be None or a positive number; got {ttl!r}")
+        ttl = check_seconds(ttl, "ttl", optional=True, positive=True)
         expires_at = None if ttl is None else time.time() + ttl
         try:
             with self._unit(write=True) as session:
@@ -95,12 +95,12 @@ class Records(StoreCore):
         checked = []
         for record in records:
             check_record_key(record.namespace, record.key, internal=True)
-            expiry = record.expires_at
-            if expiry is not None and (
-                isinstance(expiry, bool) or not isinstance(expiry, float | int)
-            ):
-                raise InvalidInputError(f"expires_at must be None or epoch seconds; got {expiry!r}")
-            checked.append(replace(record, value=check_metadata(record.value, "value")))
+            expiry = check_seconds(record.expires_at, "expires_at", optional=True)
+            if record.namespace == TRASH:  # a whole conversation, checked as its import
+                value = _checked_trash(record.value)
+            else:
+                value = check_metadata(record.value, "value")
+            checked.append(replace(record, value=value, expires_at=expiry))
         with self._unit(write=True) as session:
             for record in checked:
                 session.delete_record(record.namespace, record.key)
@@ -142,3 +142,14 @@ def from_trash_form(document: Mapping[str, Any]) -> tuple[Conversation, list[Mes
     """The conversation and messages a trash record keeps."""
     conversation = Conversation.model_validate(document["conversation"])
     return conversation, [Message.model_validate(m) for m in document["messages"]]
+
+
+def _checked_trash(document: Any) -> dict[str, Any]:
+    """A softly deleted conversation given to import_records, checked as an import of
+    the conversation would be (as one JSON value it may well pass a record's limits)."""
+    try:
+        check_records(*from_trash_form(document))
+    except (ValidationError, KeyError, TypeError) as exc:
+        problem = str(exc).splitlines()[0]
+        raise InvalidInputError(f"a trash record is not a conversation: {problem}") from None
+    return dict(document)

@@ -34,6 +34,7 @@ from convstore.validation import (
     check_text,
     check_usage,
     encode_content,
+    token_totals,
 )
 
 _STREAMING = ConversationState.STREAMING_RESPONSE
@@ -258,6 +259,7 @@ class Streams(MessageWriter):
             chunks = session.get_chunks(conversation_id, message_id, 0, None)
             content = "".join(chunk.delta for chunk in chunks)
             encode_content(content, self.config.max_message_size)
+            totals = {} if usage is None else token_totals(conversation, [usage])
             changes: dict[str, Any] = {
                 "content": content,
                 "status": status,
@@ -270,12 +272,6 @@ class Streams(MessageWriter):
             settled = message.model_copy(update=changes)
             if status is MessageStatus.COMPLETE:
                 self._store_vectors(session, [settled], self._embed_contents([content]))
-            totals: dict[str, Any] = {}
-            if usage is not None:
-                totals["prompt_tokens"] = conversation.prompt_tokens + usage.prompt_tokens
-                totals["completion_tokens"] = (
-                    conversation.completion_tokens + usage.completion_tokens
-                )
             payload = {"message_id": message_id, "status": status.value}
             conversation = self._touch(session, conversation, totals, "message.updated", payload)
             if conversation.state == _STREAMING:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from convstore.errors import ConcurrencyError, InvalidInputError
 from convstore.ids import check_id
 from convstore.models import Conversation, Message
+from convstore.record_checks import check_records
 from convstore.retry import retried
 from convstore.store.core import StoreCore
 
@@ -39,6 +40,7 @@ class Transfer(StoreCore):
         that conversation, seq unique and within last_seq, parents among them, counters
         matching.
         """
+        check_records(conversation, messages)
         check_import(conversation, messages)
         if not self._sees(conversation):
             raise InvalidInputError(f"owner_id must be {self._owner!r}, the store's user")

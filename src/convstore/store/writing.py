@@ -21,7 +21,7 @@ from convstore.search.semantic import to_bytes
 from convstore.states import ConversationState
 from convstore.store.core import StoreCore, check_writable
 from convstore.store.drafts import Draft, check_retry
-from convstore.validation import text_values
+from convstore.validation import text_values, token_totals
 
 _PAIR_SCAN = 64  # messages read at a time when looking for the replies to a message
 
@@ -51,7 +51,6 @@ class MessageWriter(StoreCore):
         fresh: list[Message] = []
         seen: dict[str, Message] = {}
         seq, parent, now = conversation.last_seq, conversation.head_message_id, time.time()
-        prompt = completion = 0
         for draft in drafts:
             new = draft.new
             chosen = self._own_id(new.id)
@@ -62,7 +61,6 @@ class MessageWriter(StoreCore):
                     result.append(earlier)
                     continue
             seq += 1
-            usage = draft.usage
             message = Message.from_stored(  # every field was checked by make_draft
                 {
                     "id": chosen or new_id(),
@@ -77,25 +75,22 @@ class MessageWriter(StoreCore):
                     "created_at": now,
                     "updated_at": now,
                     "metadata": new.metadata,
-                    "usage": usage,
+                    "usage": draft.usage,
                 }
             )
-            if usage is not None:
-                prompt += usage.prompt_tokens
-                completion += usage.completion_tokens
             parent = message.id
             seen[message.id] = message
             fresh.append(message)
             result.append(message)
         if not fresh:
             return conversation, result
+        totals = token_totals(conversation, [m.usage for m in fresh if m.usage is not None])
         session.insert_messages(fresh)
         changes: dict[str, Any] = {
             "last_seq": seq,
             "head_message_id": parent,
             "message_count": conversation.message_count + len(fresh),
-            "prompt_tokens": conversation.prompt_tokens + prompt,
-            "completion_tokens": conversation.completion_tokens + completion,
+            **totals,
         }
         if conversation.state == ConversationState.INITIAL:  # the first words make it active
             changes["state"] = ConversationState.ACTIVE.value
