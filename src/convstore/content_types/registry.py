@@ -29,7 +29,7 @@ from convstore.content_types.schemas import BUILT_IN_TYPES
 from convstore.errors import InvalidInputError
 
 Check = Callable[[Any], None]
-_KINDS = {str: "a string", dict: "an object", list: "a list"}
+_KINDS: dict[type, str] = {str: "a string", dict: "an object", list: "a list"}
 
 
 @dataclass(frozen=True)
