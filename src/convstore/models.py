@@ -69,6 +69,7 @@ class Conversation(_Record):
     description: str | None = None
     owner_id: str | None = None
     state: str = "active"
+    state_details: dict[str, Any] = {}
     head_message_id: str | None = None
     created_at: float
     updated_at: float
@@ -78,6 +79,14 @@ class Conversation(_Record):
     last_seq: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+
+    @classmethod
+    def from_stored(cls, values: dict[str, Any]) -> Self:
+        """A record from stored values; ``state_details`` may be absent (a store that
+        keeps no details for the state), and then there are none."""
+        if "state_details" not in values:
+            values = {**values, "state_details": {}}
+        return super().from_stored(values)
 
 
 class Message(_Record):

@@ -228,14 +228,23 @@ class StoreCore:
             pending.append((kind, conversation.id))
 
     def _move(
-        self, session: Session, conversation: Conversation, state: ConversationState
+        self,
+        session: Session,
+        conversation: Conversation,
+        state: ConversationState,
+        details: dict[str, Any] | None = None,
     ) -> Conversation:
-        """Move the conversation to ``state`` if the state machine allows it."""
-        if conversation.state == state:
+        """Move the conversation to ``state`` with its checked ``details`` (none by
+        default, which clears the old ones) if the state machine allows it."""
+        details = details or {}
+        if conversation.state == state and conversation.state_details == details:
             return conversation
         check_transition(conversation.id, conversation.state, state)
-        payload = {"from": conversation.state, "to": state.value}
-        return self._touch(session, conversation, {"state": state.value}, "state.changed", payload)
+        payload: dict[str, Any] = {"from": conversation.state, "to": state.value}
+        if details:
+            payload["details"] = details
+        changes = {"state": state.value, "state_details": details}
+        return self._touch(session, conversation, changes, "state.changed", payload)
 
 
 class _Committing:

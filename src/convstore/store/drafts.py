@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from convstore.content_types import check_content
 from convstore.errors import ConcurrencyError, InvalidInputError
 from convstore.ids import check_id
 from convstore.models import Message, MessageStatus, NewMessage, Role, Usage
@@ -49,7 +50,8 @@ class Draft:
 
 
 def make_draft(new: NewMessage, max_bytes: int) -> Draft:
-    """Check every field of ``new`` (content at most ``max_bytes`` of JSON)."""
+    """Check every field of ``new`` (content at most ``max_bytes`` of JSON, and fitting
+    the schema of its message type: see :mod:`convstore.content_types`)."""
     content_json = encode_content(new.content, max_bytes)
     checked = NewMessage(
         role=check_role(new.role),
@@ -60,6 +62,7 @@ def make_draft(new: NewMessage, max_bytes: int) -> Draft:
         sender_id=None if new.sender_id is None else check_id(new.sender_id, "sender_id"),
         usage=check_usage(new.usage),
     )
+    check_content(checked.type, checked.content)
     return Draft(checked, content_json)
 
 

@@ -24,7 +24,7 @@ from convstore.ids import check_id
 from convstore.models import Chunk, Conversation, Message, MessageStatus, NewMessage, Usage
 from convstore.queries import check_page, check_seq
 from convstore.retry import retried
-from convstore.states import ConversationState, parse_state
+from convstore.states import ConversationState, check_details, parse_state
 from convstore.store.core import owned
 from convstore.store.drafts import make_draft
 from convstore.store.writing import MessageWriter
@@ -49,15 +49,21 @@ class Streams(MessageWriter):
         conversation_id: str,
         state: ConversationState | str,
         *,
+        details: Mapping[str, Any] | None = None,
         expected_version: int | None = None,
     ) -> Conversation:
         """Move the conversation to ``state`` (see :mod:`convstore.states`) and return it.
 
-        An illegal transition raises InvalidStateError; with ``expected_version``, a
-        conversation changed since that version raises ConcurrencyError instead.
+        ``details`` say what the state waits for (see :data:`convstore.states.STATE_DETAILS`:
+        ``request_id`` of awaiting_llm, ``tool_id`` of processing_tool, ...); they replace
+        the previous state's, and a wrong field is an InvalidInputError. Setting the same
+        state with other details updates them. An illegal transition raises
+        InvalidStateError; with ``expected_version``, a conversation changed since that
+        version raises ConcurrencyError instead.
         """
         check_id(conversation_id, "conversation_id")
         wanted = parse_state(state)
+        checked = check_details(wanted, details)
         if expected_version is not None:
             check_seq(expected_version, "expected_version")
         with self._unit(write=True) as session:
@@ -69,7 +75,7 @@ class Streams(MessageWriter):
                     f"conversation {conversation_id!r} is at version {conversation.version}, "
                     f"not {expected_version}"
                 )
-            return self._move(session, conversation, wanted)
+            return self._move(session, conversation, wanted, checked)
 
     @retried
     def begin_stream(
@@ -94,7 +100,7 @@ class Streams(MessageWriter):
             conversation = self._writable(session, conversation_id)
             updated, (message,) = self._append(session, conversation, [draft])
             if updated.version != conversation.version:  # new, not a retry
-                self._move(session, updated, _STREAMING)
+                self._move(session, updated, _STREAMING, {"message_id": message.id, "sequence": 0})
         return message
 
     @retried
@@ -185,7 +191,8 @@ class Streams(MessageWriter):
     ) -> Message:
         """Complete a streaming message: its content becomes its chunks joined, its
         usage is counted in the conversation's totals, and the conversation, if it was
-        streaming_response, awaits the user. Repeating the call returns the message."""
+        streaming_response for this message, awaits the user (the state's details
+        cleared). Repeating the call returns the message."""
         finish_reason = check_text(finish_reason, "finish_reason", MAX_TYPE_LENGTH)
         checked_usage = check_usage(usage)
         return self._settle(
@@ -195,6 +202,7 @@ class Streams(MessageWriter):
             {"finish_reason": finish_reason},
             checked_usage,
             ConversationState.AWAITING_USER,
+            None,
         )
 
     @retried
@@ -203,15 +211,18 @@ class Streams(MessageWriter):
     ) -> Message:
         """End a streaming message as failed: it keeps the chunks received so far as its
         content, gets status "error", and the conversation, if it was
-        streaming_response, moves to error. Repeating the call returns the message."""
+        streaming_response for this message, moves to error with the reason as its
+        details. Repeating the call returns the message."""
         reason = check_text(reason, "reason", MAX_DESCRIPTION_LENGTH, optional=True)
+        failure = {"error": reason or "aborted"}
         return self._settle(
             conversation_id,
             message_id,
             MessageStatus.ERROR,
-            {"error": reason or "aborted"},
+            failure,
             None,
             ConversationState.ERROR,
+            failure,
         )
 
     def fail_unfinished_streams(self, *, idle_for: float = 0.0) -> list[Message]:
@@ -245,9 +256,11 @@ class Streams(MessageWriter):
         note: dict[str, Any],
         usage: Usage | None,
         next_state: ConversationState,
+        next_details: dict[str, Any] | None,
     ) -> Message:
         """End a stream: content from the chunks, ``status``, ``note`` added to the
-        metadata, usage counted; the conversation moves on from streaming_response."""
+        metadata, usage counted; the conversation moves on from streaming_response
+        unless its details name another message (whose stream is still going on)."""
         check_id(conversation_id, "conversation_id")
         check_id(message_id, "message_id")
         with self._unit(write=True) as session:
@@ -274,8 +287,9 @@ class Streams(MessageWriter):
                 self._store_vectors(session, [settled], self._embed_contents([content]))
             payload = {"message_id": message_id, "status": status.value}
             conversation = self._touch(session, conversation, totals, "message.updated", payload)
-            if conversation.state == _STREAMING:
-                self._move(session, conversation, next_state)
+            streaming = conversation.state_details.get("message_id", message_id)
+            if conversation.state == _STREAMING and streaming == message_id:
+                self._move(session, conversation, next_state, next_details)
         return settled
 
 
