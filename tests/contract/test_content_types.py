@@ -225,3 +225,17 @@ def _keys(content: Any) -> list[Any]:
     if isinstance(content, list):
         return [k for item in content for k in _keys(item)]
     return []
+
+
+def test_an_edit_must_fit_the_message_type(store: ConversationStore) -> None:
+    chat = store.create_conversation("c").id
+    call = store.append_message(
+        chat, "assistant", {"id": "call_1", "name": "search", "arguments": "{}"}, type="tool_call"
+    )
+    with pytest.raises(InvalidInputError, match="tool_call"):
+        store.update_message(chat, call.id, content={"id": "call_1"})
+    assert store.get_message(chat, call.id) == call
+    edited = store.update_message(
+        chat, call.id, content={"id": "call_1", "name": "lookup", "arguments": "{}"}
+    )
+    assert edited is not None and edited.content["name"] == "lookup"

@@ -11,21 +11,6 @@ import convstore
 from convstore import ConversationState, ConversationStore, InvalidInputError
 from convstore.states import STATE_DETAILS
 
-SQL_BACKENDS = ("memory", "sqlite", "postgres", "postgres15")
-
-
-@pytest.fixture
-def stored(request: pytest.FixtureRequest, backend: str) -> None:
-    """Marks a test that reads details back from storage: the SQL backends cannot keep
-    them until their conversations table has a state_details column."""
-    if backend in SQL_BACKENDS:
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="SQL backends: conversations.state_details column not yet migrated",
-            )
-        )
-
 
 @pytest.fixture
 def chat_id(store: ConversationStore) -> str:
@@ -56,7 +41,6 @@ def test_details_are_returned_and_logged_with_the_state(
     assert change.payload["details"] == EXAMPLES[state]
 
 
-@pytest.mark.usefixtures("stored")
 @pytest.mark.parametrize("state", sorted(EXAMPLES))
 def test_details_are_stored_and_cleared_by_the_next_state(
     store: ConversationStore, chat_id: str, state: str
@@ -70,7 +54,6 @@ def test_details_are_stored_and_cleared_by_the_next_state(
     assert store.get_conversation(chat_id) == after
 
 
-@pytest.mark.usefixtures("stored")
 def test_new_details_for_the_same_state_replace_the_old(
     store: ConversationStore, chat_id: str
 ) -> None:
@@ -114,7 +97,6 @@ def test_no_details_are_allowed_for_any_state(store: ConversationStore, chat_id:
         assert (moved.state, moved.state_details) == (state, {})
 
 
-@pytest.mark.usefixtures("stored")
 def test_a_streamed_reply_fills_and_clears_the_details(
     store: ConversationStore, chat_id: str
 ) -> None:
@@ -135,7 +117,6 @@ def test_a_streamed_reply_fills_and_clears_the_details(
     assert (after.state, after.state_details) == ("error", {"error": "provider went away"})
 
 
-@pytest.mark.usefixtures("stored")
 def test_settling_one_stream_leaves_the_state_of_another_going_on(
     store: ConversationStore, chat_id: str
 ) -> None:
@@ -152,7 +133,6 @@ def test_settling_one_stream_leaves_the_state_of_another_going_on(
     assert (after.state, after.state_details) == ("error", {"error": "aborted"})
 
 
-@pytest.mark.usefixtures("stored")
 def test_details_survive_reopening_the_store(backend: str, store_url: str) -> None:
     if backend == "memory":
         pytest.skip("a memory store ends when it is closed")

@@ -366,3 +366,18 @@ def test_json_logs_carry_the_request_id() -> None:
     finally:
         request_id.reset(token)
     assert (line["message"], line["request_id"], line["status"]) == ("hi x", "req-42", 201)
+
+
+def test_state_details_over_http(alice: TestClient) -> None:
+    cid = create(alice)["id"]
+    url = f"{V1}/conversations/{cid}/state"
+    alice.put(url, json={"state": "active"})
+    moved = alice.put(url, json={"state": "awaiting_llm", "details": {"request_id": "req-7"}})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["state_details"] == {"request_id": "req-7"}
+    assert alice.get(f"{V1}/conversations/{cid}").json()["state_details"] == {"request_id": "req-7"}
+    assert_error(
+        alice.put(url, json={"state": "processing_tool", "details": {"request_id": "x"}}),
+        422,
+        "INVALID_INPUT",
+    )

@@ -148,7 +148,10 @@ def restore_conversation(conversation_id: ConversationId, caller: Writer) -> Res
 @router.put("/conversations/{conversation_id}/state", response_model=Conversation)
 def set_state(conversation_id: ConversationId, payload: StateIn, caller: Writer) -> Response:
     moved = caller.store.set_state(
-        conversation_id, payload.state, expected_version=payload.expected_version
+        conversation_id,
+        payload.state,
+        details=payload.details,
+        expected_version=payload.expected_version,
     )
     return JSONResponse(body(moved))
 

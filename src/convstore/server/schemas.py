@@ -121,6 +121,11 @@ class MessageEdit(_In):
 
 class StateIn(_In):
     state: ConversationState
+    details: Metadata = Field(
+        default=None,
+        description="the state's details (awaiting_llm: request_id; processing_tool: "
+        "tool_id; processing_workflow: workflow_id; error: error; see the README)",
+    )
     expected_version: Count | None = None
 
 

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from convstore.content_types import check_content
 from convstore.errors import ConversationNotFoundError, InvalidInputError
 from convstore.ids import check_id
 from convstore.models import Message, NewMessage, Role, Usage
@@ -141,6 +142,8 @@ class Messages(MessageWriter):
             if message is None or conversation is None or not changes:
                 return None if conversation is None else message
             check_writable(conversation)
+            if content is not None:
+                check_content(message.type, content)
             changes["updated_at"] = time.time()
             session.update_message(message_id, changes)
             self._store_vectors(session, [message], vectors)

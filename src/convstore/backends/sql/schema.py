@@ -22,6 +22,7 @@ conversations = sa.Table(
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("description", sa.Text),
     sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("state_details", JSONDoc, nullable=False, server_default="{}"),
     sa.Column("head_message_id", ID),
     sa.Column("created_at", sa.Double, nullable=False),
     sa.Column("updated_at", sa.Double, nullable=False),
