@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -13,12 +14,19 @@ import typer
 from rich.console import Console, Group
 from rich.json import JSON
 from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
 
 import convstore
-from convstore import archive
+from convstore import archive, importers
 from convstore.accounts import Accounts
 from convstore.backup import BackupManager, backup_dir_of, backups_for
 from convstore.errors import (
@@ -83,11 +91,16 @@ def _fail(exc: ConversationManagerError) -> NoReturn:
 
 
 @contextmanager
-def _progress(description: str) -> Iterator[Callable[[int, int | None], None]]:
-    """A progress bar of items done / total (None: not known), drawn only on a terminal."""
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+def _progress(
+    description: str, *, in_bytes: bool = False
+) -> Iterator[Callable[[int, int | None], None]]:
+    """A progress bar of items (or bytes) done / total (None: not known), drawn only on a
+    terminal."""
+    done = DownloadColumn() if in_bytes else MofNCompleteColumn()
     with Progress(
-        *columns,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        done,
         TimeElapsedColumn(),
         console=err_console,
         transient=True,
@@ -448,15 +461,45 @@ def export_(file: Path, url: UrlOption = None) -> None:
     )
 
 
+class ImportFormat(StrEnum):
+    """What ``convstore import`` reads."""
+
+    ARCHIVE = "archive"
+    CHATGPT = "chatgpt"
+    CLAUDE = "claude"
+
+
 @app.command("import")
 def import_(
     file: Path,
     url: UrlOption = None,
+    format_: Annotated[
+        ImportFormat,
+        typer.Option(
+            "--format",
+            help="archive (convstore's own), or a chatgpt or claude data export "
+            "(its conversations.json or zip).",
+        ),
+    ] = ImportFormat.ARCHIVE,
     replace: Annotated[
         bool, typer.Option("--replace", help="Replace conversations the store already has.")
     ] = False,
+    update: Annotated[
+        bool, typer.Option("--update", help="Exports: re-import conversations changed since.")
+    ] = False,
+    skip_broken: Annotated[
+        bool, typer.Option("--skip-broken", help="Exports: go on past broken conversations.")
+    ] = False,
 ) -> None:
-    """Import an archive FILE, checked whole before anything is written."""
+    """Import an archive FILE, checked whole before anything is written, or a ChatGPT or
+    Claude data export, one conversation at a time."""
+    if format_ is not ImportFormat.ARCHIVE:
+        if replace:
+            _fail(InvalidInputError("--replace is for archives; exports take --update"))
+        _import_export(file, url, format_.value, update, skip_broken)
+        return
+    if update or skip_broken:
+        _fail(InvalidInputError("--update and --skip-broken are for --format chatgpt or claude"))
     with _store(url) as store, _progress("importing") as progress:
         counts = archive.import_archive(store, file, replace=replace, on_progress=progress)
     console.print(
@@ -464,6 +507,18 @@ def import_(
         + (f"; deleted {counts.deleted}" if counts.deleted else ""),
         highlight=False,
     )
+
+
+def _import_export(
+    file: Path, url: str | None, format_name: str, update: bool, skip_broken: bool
+) -> None:
+    """Import a ChatGPT or Claude export and print the summary."""
+    with _store(url) as store, _progress("importing", in_bytes=True) as progress:
+        report = importers.import_format(
+            store, file, format_name, update=update, skip_broken=skip_broken, on_progress=progress
+        )
+    for line in report.summary():
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 @app.command()
