@@ -52,7 +52,7 @@ class ChatGPT:
             meta["model_slug"] = model
         if hidden:
             meta["is_visually_hidden_from_conversation"] = True
-        message = {
+        message: dict[str, Any] = {
             "id": node_id,
             "author": {"role": role, "name": name, "metadata": {}},
             "create_time": None if at is None else T0 + at,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -42,6 +43,12 @@ def records(store: ConversationStore, conversation_id: str) -> dict[str, Message
     exported = store.export_conversation(conversation_id)
     assert exported is not None
     return {m.id: m for m in exported[1]}
+
+
+def parts(message: Message) -> list[dict[str, Any]]:
+    """The message's content, which must be a list of parts."""
+    assert isinstance(message.content, list)
+    return message.content
 
 
 def tree(store: ConversationStore, conversation_id: str) -> list[tuple[str, str | None]]:
@@ -134,12 +141,12 @@ def test_chatgpt_tool_calls_and_results(store: ConversationStore, tmp_path: Path
     assert messages["search"].content == [
         {"type": "tool_call", "id": "search", "name": "browser", "arguments": {"query": "2+2"}}
     ]
-    page = messages["page"].content
-    assert isinstance(page, list) and page[0]["tool_call_id"] == "search"
+    page = parts(messages["page"])
+    assert page[0]["tool_call_id"] == "search"
     assert page[0]["content"] == "# 2+2=4"
     assert messages["page"].metadata["source"]["content"] == {"summary": None}
-    error = messages["err"].content
-    assert isinstance(error, list) and error[0]["is_error"] is True
+    error = parts(messages["err"])
+    assert error[0]["is_error"] is True
     assert error[0]["tool_call_id"] == "call"  # the nearest call to the same tool
     assert messages["a"].content == "It is 4." and messages["a"].type == "text"
 
@@ -153,7 +160,7 @@ def test_chatgpt_images_by_reference(store: ConversationStore, tmp_path: Path) -
     import_chatgpt(store, write_export(tmp_path / "conversations.json", [chat]))
     messages = records(store, "photo")
     assert messages["q"].type == "image"
-    image, text = messages["q"].content
+    image, text = parts(messages["q"])
     assert image == {
         "type": "image",
         "url": "file-service://file-abc",
@@ -167,7 +174,7 @@ def test_chatgpt_images_by_reference(store: ConversationStore, tmp_path: Path) -
         "metadata": None,
     }
     assert text == {"type": "text", "text": "What is this?"}
-    [result] = messages["a"].content
+    [result] = parts(messages["a"])
     assert result["content"][0]["url"] == "sediment://file_def"
     assert "base64" not in json.dumps(messages["q"].content)
 
@@ -205,7 +212,7 @@ def test_chatgpt_reasoning_hidden_context_and_unknown_content(
     assert messages["r"].content == [
         {"type": "reasoning", "text": "", "summary": "Thought for 4 seconds"}
     ]
-    [result] = messages["w"].content
+    [result] = parts(messages["w"])
     assert result["content"] == [odd]  # unknown content is kept whole
     assert messages["a"].status is MessageStatus.ERROR  # never finished
     assert messages["a"].metadata["source"]["status"] == "in_progress"
@@ -254,14 +261,19 @@ def claude_chat() -> Claude:
     photo = {"file_kind": "image", "file_uuid": "f-1", "file_name": "cake.png"}
     photo["preview_url"] = "/api/files/f-1/preview"
     chat.message("h1", "human", "Bake what?", at=1, attachments=[notes], files=[photo])
-    thinking = {
+    thinking: dict[str, Any] = {
         "type": "thinking",
         "thinking": "They have eggs.",
         "summaries": [{"summary": "Checking"}, {"summary": "Deciding"}],
         "cut_off": False,
     }
-    search = {"type": "tool_use", "id": "toolu_1", "name": "web_search", "input": {"q": "cake"}}
-    found = {
+    search: dict[str, Any] = {
+        "type": "tool_use",
+        "id": "toolu_1",
+        "name": "web_search",
+        "input": {"q": "cake"},
+    }
+    found: dict[str, Any] = {
         "type": "tool_result",
         "tool_use_id": "toolu_1",
         "name": "web_search",
@@ -287,14 +299,14 @@ def test_claude_blocks_attachments_and_branches(store: ConversationStore, tmp_pa
     messages = records(store, CLAUDE_ID)
     human = messages["h1"]
     assert human.role.value == "user" and human.created_at == T0 + 1
-    text, attachment, image = human.content
+    text, attachment, image = parts(human)
     assert (text["type"], text["text"], text["citations"]) == ("text", "Bake what?", [])
     assert attachment["type"] == "file" and attachment["filename"] == "notes.txt"
     assert attachment["mime_type"] == "text/plain" and "extracted_content" not in attachment
     assert human.metadata["attachments"][0]["extracted_content"] == "eggs, flour"
     assert image["type"] == "image" and image["url"] == "/api/files/f-1/preview"
     assert human.metadata["source"]["parent_message_uuid"] == ROOT
-    reasoning, call, result, answer = messages["a1"].content
+    reasoning, call, result, answer = parts(messages["a1"])
     assert reasoning == {
         "type": "reasoning",
         "text": "They have eggs.",
@@ -337,7 +349,7 @@ def test_claude_tool_result_without_ids_answers_the_latest_call(
     chat.message("h", "human", "look", at=1)
     chat.message("a", "assistant", [use, result], at=2)
     import_claude(store, write_export(tmp_path / "conversations.json", [chat]))
-    call, answer = records(store, "search")["a"].content
+    call, answer = parts(records(store, "search")["a"])
     assert call["id"] == "a-0" and answer["tool_call_id"] == "a-0"
     assert answer["content"] == "found" and answer["is_error"] is True
 

@@ -49,7 +49,7 @@ _TO_EVERYONE = (None, "all")
 
 def parse_conversation(raw: Any) -> SourceConversation:
     """The conversation ``raw`` (one element of conversations.json), read and checked."""
-    raw = expect(raw, dict, "conversation")
+    raw = expect(raw, dict, "")
     source_id = optional(raw, "conversation_id", str, "") or required(raw, "id", str, "")
     mapping = required(raw, "mapping", dict, "")
     head = optional(raw, "current_node", str, "")
@@ -107,12 +107,13 @@ def _node(key: str, node: Any) -> tuple[SourceMessage, _Call]:
     if message is None:
         reason = "empty root node" if parent is None else "empty node"
         return SourceMessage(key, path, parent, skip=reason), _Call(None, None)
-    return _message(key, f"{path}.message", parent, message)
+    return _message(key, path, parent, message)
 
 
 def _message(
-    key: str, path: str, parent: str | None, message: dict[str, Any]
+    key: str, node_path: str, parent: str | None, message: dict[str, Any]
 ) -> tuple[SourceMessage, _Call]:
+    path = f"{node_path}.message"
     author = required(message, "author", dict, path)
     role_name = required(author, "role", str, f"{path}.author")
     role = _ROLES.get(role_name)
@@ -131,7 +132,7 @@ def _message(
         source["node"] = key
     record = SourceMessage(
         id=key,
-        path=path,
+        path=node_path,
         parent=parent,
         role=role,
         status=_status(optional(message, "status", str, path)),
@@ -143,9 +144,10 @@ def _message(
     )
     if role is Role.TOOL:
         record.metadata["name"] = tool
-        parts = [tool_result_part("", collapse(parts)[0] if _plain(parts) else parts)]
-        if failed:
-            parts[0]["is_error"] = True
+        returned: str | list[Any] = parts
+        if _plain(parts):
+            returned = parts[0]["text"] if parts else ""
+        parts = [tool_result_part("", returned, is_error=True if failed else None)]
     elif role is Role.ASSISTANT and recipient not in _TO_EVERYONE:
         assert recipient is not None
         call = "\n".join(texts(parts))

@@ -50,7 +50,7 @@ _MESSAGE_KEYS = frozenset({"content", "created_at", "updated_at", "sender", "att
 
 def parse_conversation(raw: Any) -> SourceConversation:
     """The conversation ``raw`` (one element of conversations.json), read and checked."""
-    raw = expect(raw, dict, "conversation")
+    raw = expect(raw, dict, "")
     source_id = required(raw, "uuid", str, "")
     items = required(raw, "chat_messages", list, "")
     messages = [_message(item, f"chat_messages[{i}]") for i, item in enumerate(items)]

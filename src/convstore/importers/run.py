@@ -134,7 +134,8 @@ def _import_one(
                 return
         built = _write(store, kind.name, source, existing)
     except FieldError as exc:
-        raise InvalidInputError(f"{label}: {exc.path}: {exc.problem}") from None
+        where = f"{exc.path}: " if exc.path else ""
+        raise InvalidInputError(f"{label}: {where}{exc.problem}") from None
     except InvalidInputError as exc:
         raise InvalidInputError(f"{label}: {exc.message}") from None
     if existing is None:
@@ -150,18 +151,22 @@ def _write(
     store: ConversationStore, fmt: str, source: SourceConversation, existing: Conversation | None
 ) -> Built:
     """Import the conversation's records (replacing ``existing``, if given) with the
-    export's ids where they are valid convstore ids; if another conversation holds one of
-    them, with ids derived from the export's instead."""
-    owner = store.user_id
-    conversation_id = _id(source.id, fmt, owner, derive=False)
+    export's ids where they are valid convstore ids. Ids are store-wide: if another
+    conversation (maybe another user's) holds one, the messages' ids, then the
+    conversation's, are derived from the export's instead."""
     if existing is not None:
-        conversation_id = existing.id
-    try:
-        return _store(store, source, conversation_id, existing, derive=False)
-    except ConcurrencyError:
-        if existing is None:
-            conversation_id = _id(source.id, fmt, owner, derive=True)
-        return _store(store, source, conversation_id, existing, derive=True)
+        attempts = [(existing.id, False), (existing.id, True)]
+    else:
+        chosen = _id(source.id, fmt, store.user_id, derive=False)
+        derived = _id(source.id, fmt, store.user_id, derive=True)
+        attempts = [(chosen, False), (chosen, True)] + ([(derived, True)] * (derived != chosen))
+    for number, (conversation_id, derive) in enumerate(attempts, 1):
+        try:
+            return _store(store, source, conversation_id, existing, derive=derive)
+        except ConcurrencyError:
+            if number == len(attempts):
+                raise
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def _store(

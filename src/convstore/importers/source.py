@@ -31,7 +31,8 @@ _ZIP_MAGIC = b"PK\x03\x04"
 
 
 class FieldError(Exception):
-    """A field of a conversation that cannot be imported: where it is and what is wrong.
+    """A field of a conversation that cannot be imported: where it is ("" for the whole
+    conversation) and what is wrong.
 
     The importer turns it into an InvalidInputError that names the conversation too.
     """
