@@ -122,16 +122,17 @@ def _import_one(
     label = _label(kind, raw, where)
     try:
         source = kind.parse(raw)
-        _check(source)
-        source.metadata["source"]["digest"] = _digest(raw)
+        digest, clean = _digest(raw)
+        source.metadata["source"]["digest"] = digest
         existing = _find(store, kind.name, source.id)
         if existing is not None:
-            if existing.metadata["source"].get("digest") == source.metadata["source"]["digest"]:
+            if existing.metadata["source"].get("digest") == digest:
                 report.unchanged += 1
                 return
             if not update:
                 report.outdated += 1
                 return
+        _check(source, clean)
         built = _write(store, kind.name, source, existing)
     except FieldError as exc:
         where = f"{exc.path}: " if exc.path else ""
@@ -219,18 +220,27 @@ def _find(store: ConversationStore, fmt: str, source_id: str) -> Conversation | 
     return None
 
 
-def _digest(raw: Any) -> str:
-    """A digest of the exported conversation, to tell whether it changed."""
-    text = json.dumps(raw, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+def _digest(raw: Any) -> tuple[str, bool]:
+    """A digest of the exported conversation, to tell whether it changed; and whether
+    all its text is text every backend can hold (no NUL, no lone surrogate), so that
+    its messages need no checking one by one."""
+    text = json.dumps(raw, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    try:
+        data, clean = text.encode("utf-8"), "\x00" not in text
+    except UnicodeEncodeError:
+        data, clean = text.encode("utf-8", "surrogatepass"), False
+    return hashlib.sha256(data).hexdigest(), clean
 
 
-def _check(source: SourceConversation) -> None:
-    """The checks the store applies to what callers write (text every backend can hold,
-    JSON values, lengths), which importing records exactly as given leaves out."""
+def _check(source: SourceConversation, clean: bool) -> None:
+    """The checks the store applies to what callers write (lengths, text every backend
+    can hold), which importing records exactly as given leaves out. Messages are checked
+    one by one only if the export's text is not ``clean``, to find the culprit."""
     check_text(source.title, "title", MAX_NAME_LENGTH)
     check_text(source.description, "description", MAX_DESCRIPTION_LENGTH, optional=True)
     check_metadata(source.metadata)
+    if clean:
+        return
     for message in source.messages:
         if message.skip is None:
             try:
