@@ -240,6 +240,7 @@ CHATGPT_BREAKAGES = [
     (_set([*_M, "create_time"], "now"), f"{_AT}.create_time: expected a number of seconds"),
     (_set([*_M, "content", "parts"], "x"), f"{_AT}.content.parts: expected an array"),
     (_set([*_M, "content", "parts", 0], "\x00"), "mapping['q']: content contains a NUL"),
+    (_set([*_M, "content", "parts", 0], "\ud800"), "mapping['q']: content contains a lone"),
 ]
 
 

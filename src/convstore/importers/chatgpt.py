@@ -29,6 +29,7 @@ from convstore.importers.common import (
     image_part,
     message_type,
     reasoning_part,
+    text_or_none,
     text_part,
     texts,
     tool_call_part,
@@ -83,8 +84,8 @@ def conversation_label(raw: Any) -> tuple[str | None, str | None]:
     """The title and id of ``raw`` if they can be read, for error messages."""
     if not isinstance(raw, dict):
         return None, None
-    title, ident = raw.get("title"), raw.get("conversation_id") or raw.get("id")
-    return (title if isinstance(title, str) else None), (ident if isinstance(ident, str) else None)
+    ident = text_or_none(raw.get("conversation_id")) or text_or_none(raw.get("id"))
+    return text_or_none(raw.get("title")), ident
 
 
 # nodes and messages -------------------------------------------------------------------

@@ -28,6 +28,7 @@ from convstore.importers.common import (
     image_part,
     message_type,
     reasoning_part,
+    text_or_none,
     text_part,
     texts,
     tool_call_part,
@@ -39,7 +40,6 @@ from convstore.validation import dump_json
 
 FORMAT = "claude"
 
-ROOT_UUID = "00000000-0000-4000-8000-000000000000"  # the parent claude.ai gives a first message
 _SENDERS = {"human": Role.USER, "assistant": Role.ASSISTANT, "system": Role.SYSTEM}
 _CONVERSATION_KEYS = frozenset(
     {"uuid", "name", "summary", "created_at", "updated_at", "chat_messages", "model"}
@@ -88,13 +88,13 @@ def conversation_label(raw: Any) -> tuple[str | None, str | None]:
     """The title and id of ``raw`` if they can be read, for error messages."""
     if not isinstance(raw, dict):
         return None, None
-    title, ident = raw.get("name"), raw.get("uuid")
-    return (title if isinstance(title, str) else None), (ident if isinstance(ident, str) else None)
+    return text_or_none(raw.get("name")), text_or_none(raw.get("uuid"))
 
 
 def _link(messages: list[SourceMessage], items: list[Any]) -> None:
-    """Each message's parent: its parent uuid if the export has them (the root uuid, or a
-    uuid of no message here, makes it a root); in older exports, the message before it."""
+    """Each message's parent: its parent uuid if the export has them (the all-zero uuid
+    claude.ai gives a first message, or a uuid of no message here, makes it a root); in
+    older exports, the message before it."""
     linear = all(item.get("parent_message_uuid") is None for item in items)
     known = {m.id for m in messages}
     previous: str | None = None
@@ -119,8 +119,8 @@ def _message(item: Any, path: str) -> SourceMessage:
     if not blocks and text:
         parts = [text_part(text)]
     source = without(item, _MESSAGE_KEYS)
-    if blocks and text is not None and _repeats(text, parts):
-        del source["text"]
+    if text is not None and (not blocks or _repeats(text, parts)):
+        del source["text"]  # it is the content, or only repeats it
     metadata: dict[str, Any] = {"source": source}
     attachments = optional(item, "attachments", list, path) or []
     parts += [_attachment(a, f"{path}.attachments[{i}]") for i, a in enumerate(attachments)]

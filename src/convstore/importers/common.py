@@ -169,6 +169,11 @@ def texts(parts: list[Any]) -> list[str]:
     return [p["text"] for p in parts if isinstance(p, dict) and p.get("type") == "text"]
 
 
+def text_or_none(value: object) -> str | None:
+    """``value`` if it is a string that is not empty, else None."""
+    return value if isinstance(value, str) and value else None
+
+
 def conversation_name(title: str | None, key: str, fields: dict[str, Any]) -> str:
     """A conversation's name: its title, cut to the longest name the store keeps (the
     whole title then kept in ``fields`` under ``key``), or "Untitled" if it has none."""

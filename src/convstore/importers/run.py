@@ -226,7 +226,7 @@ def _digest(raw: Any) -> tuple[str, bool]:
     its messages need no checking one by one."""
     text = json.dumps(raw, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     try:
-        data, clean = text.encode("utf-8"), "\x00" not in text
+        data, clean = text.encode("utf-8"), "\\u0000" not in text  # how JSON writes NUL
     except UnicodeEncodeError:
         data, clean = text.encode("utf-8", "surrogatepass"), False
     return hashlib.sha256(data).hexdigest(), clean

@@ -256,6 +256,8 @@ class _ArrayReader:
                 continue
             except ValueError as exc:  # NaN or an infinity
                 raise self._error(f"invalid JSON ({exc})") from None
+            except RecursionError:
+                raise self._error("invalid JSON (nested too deeply)") from None
             if end == len(self._buffer) and not self._eof:  # a number may go on
                 self._read(CHUNK)
                 continue
