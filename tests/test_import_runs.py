@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 import convstore
 from convstore import ConcurrencyError, ConversationStore, InvalidInputError
 from convstore.cli import app
+from convstore.ids import scoped_id
 from convstore.importers import ImportReport, import_chatgpt, import_claude
 from convstore.importers import source as source_module
 from tests.export_builders import ChatGPT, Claude, write_export, write_zip
@@ -200,12 +201,15 @@ def test_each_user_imports_into_their_own_view(store: ConversationStore, tmp_pat
     path = write_export(tmp_path / "conversations.json", [trip_plan()])
     alice, bob = store.for_user("alice"), store.for_user("bob")
     assert import_chatgpt(alice, path).imported == 1
-    assert import_chatgpt(bob, path).imported == 1  # the export's ids are alice's now
+    assert import_chatgpt(bob, path).imported == 1
     assert import_chatgpt(bob, path).unchanged == 1
     [mine] = alice.list_conversations()
     [theirs] = bob.list_conversations()
-    assert (mine.id, mine.owner_id, theirs.owner_id) == (TRIP, "alice", "bob")
-    assert theirs.id != TRIP and theirs.head_message_id != "a2"
+    assert (mine.owner_id, theirs.owner_id) == ("alice", "bob")
+    # ids chosen in a user's view are scoped to the user, as the store does for callers
+    assert (mine.id, theirs.id) == (scoped_id(TRIP, "alice"), scoped_id(TRIP, "bob"))
+    assert mine.head_message_id == scoped_id("a2", "alice")
+    assert list(records(alice, mine.id))[:2] == [scoped_id("q1", "alice"), scoped_id("a1", "alice")]
 
 
 # broken exports -----------------------------------------------------------------------

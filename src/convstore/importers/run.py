@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from convstore.errors import ConcurrencyError, InvalidInputError
-from convstore.ids import is_valid_id
+from convstore.ids import MAX_CHOSEN_ID, is_valid_id, scoped_id
 from convstore.importers.common import Built, SourceConversation, build_records, derived_id
 from convstore.importers.source import ExportReader, FieldError
 from convstore.models import Conversation
@@ -180,7 +180,9 @@ def _store(
 ) -> Built:
     """Build the records with these ids and import them, all or nothing."""
     ids = {
-        m.id: _message_id(m.id, conversation_id, derive) for m in source.messages if m.skip is None
+        m.id: _message_id(m.id, conversation_id, store.user_id, derive)
+        for m in source.messages
+        if m.skip is None
     }
     built = build_records(
         source,
@@ -194,18 +196,28 @@ def _store(
 
 
 def _id(source_id: str, fmt: str, owner: str | None, *, derive: bool) -> str:
-    """The conversation id for a source id: itself if valid, else one derived from it
-    (and from the user, so that two users importing one export never collide)."""
-    if not derive and is_valid_id(source_id):
-        return source_id
-    return derived_id(fmt, owner or "", source_id)
+    """The conversation id for a source id: itself if it is a valid id (in a user's view,
+    scoped to the user as every id chosen there is), else one derived from it and the
+    user, so that two users importing one export never collide."""
+    chosen = None if derive else _chosen(source_id, owner)
+    return chosen or derived_id(fmt, owner or "", source_id)
 
 
-def _message_id(source_id: str, conversation_id: str, derive: bool) -> str:
-    """A message's id: the export's if valid, else derived from it and its conversation."""
-    if not derive and is_valid_id(source_id):
+def _message_id(source_id: str, conversation_id: str, owner: str | None, derive: bool) -> str:
+    """A message's id: the export's (as :func:`_id` takes it), else one derived from it
+    and the conversation's."""
+    chosen = None if derive else _chosen(source_id, owner)
+    return chosen or derived_id(conversation_id, source_id)
+
+
+def _chosen(source_id: str, owner: str | None) -> str | None:
+    """The export's id as the store keeps an id chosen by its caller; None if it cannot
+    be one."""
+    if not is_valid_id(source_id):
+        return None
+    if owner is None:
         return source_id
-    return derived_id(conversation_id, source_id)
+    return scoped_id(source_id, owner) if len(source_id) <= MAX_CHOSEN_ID else None
 
 
 def _find(store: ConversationStore, fmt: str, source_id: str) -> Conversation | None:
