@@ -23,8 +23,8 @@ def test_chatgpt_audio_odd_node_ids_and_unparsable_arguments(tmp_path: Path) -> 
     )
     chat.node("q", "root", "user", spoken, at=1)
     chat.node("call", "q", "assistant", "{not json", at=2, recipient="dalle.text2im")
-    said = multimodal({"content_type": "audio_transcription", "text": "ok"})
-    chat.node("said", "call", "user", said, at=3)
+    answer = multimodal({"content_type": "audio_transcription", "text": "ok"})
+    chat.node("said", "call", "user", answer, at=3)
     chat.mapping["said"]["message"]["id"] = "message-said"  # a node named unlike its message
     with convstore.open("memory://") as store:
         import_chatgpt(store, write_export(tmp_path / "conversations.json", [chat]))
