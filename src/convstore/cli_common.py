@@ -16,7 +16,14 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.text import Text
 from typer.core import TyperGroup
 
@@ -89,9 +96,13 @@ def open_store(url: str | None, embedder: str | None = None) -> Iterator[Convers
 
 
 @contextmanager
-def progress(description: str) -> Iterator[Callable[[int, int | None], None]]:
-    """A progress bar of items done / total (None: not known), drawn only on a terminal."""
-    columns = (TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn())
+def progress(
+    description: str, *, in_bytes: bool = False
+) -> Iterator[Callable[[int, int | None], None]]:
+    """A progress bar of items (or bytes) done / total (None: not known), drawn only on a
+    terminal."""
+    done = DownloadColumn() if in_bytes else MofNCompleteColumn()
+    columns = (TextColumn("{task.description}", markup=False), BarColumn(), done)
     with Progress(
         *columns,
         TimeElapsedColumn(),

@@ -3,6 +3,7 @@ import, backup, backups and restore."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 import convstore
-from convstore import archive
+from convstore import archive, importers
 from convstore.backup import backups_for
 from convstore.cli_common import (
     DirOption,
@@ -21,7 +22,7 @@ from convstore.cli_common import (
     progress,
     styled,
 )
-from convstore.errors import ConfigurationError, DataIntegrityError
+from convstore.errors import ConfigurationError, DataIntegrityError, InvalidInputError
 from convstore.store import ConversationStore
 from convstore.transfer import copy_store
 
@@ -101,15 +102,45 @@ def export_(
     )
 
 
+class ImportFormat(StrEnum):
+    """What ``convstore import`` reads."""
+
+    ARCHIVE = "archive"
+    CHATGPT = "chatgpt"
+    CLAUDE = "claude"
+
+
 def import_(
     file: Path,
     url: UrlOption = None,
+    format_: Annotated[
+        ImportFormat,
+        typer.Option(
+            "--format",
+            help="archive (convstore's own), or a chatgpt or claude data export "
+            "(its conversations.json or zip).",
+        ),
+    ] = ImportFormat.ARCHIVE,
     replace: Annotated[
         bool,
         typer.Option("--replace", help="Replace conversations and users the store already has."),
     ] = False,
+    update: Annotated[
+        bool, typer.Option("--update", help="Exports: re-import conversations changed since.")
+    ] = False,
+    skip_broken: Annotated[
+        bool, typer.Option("--skip-broken", help="Exports: go on past broken conversations.")
+    ] = False,
 ) -> None:
-    """Import an archive FILE, checked whole before anything is written."""
+    """Import an archive FILE, checked whole before anything is written, or a ChatGPT or
+    Claude data export, one conversation at a time."""
+    if format_ is not ImportFormat.ARCHIVE:
+        if replace:
+            raise InvalidInputError("--replace is for archives; exports take --update")
+        _import_export(file, url, format_.value, update, skip_broken)
+        return
+    if update or skip_broken:
+        raise InvalidInputError("--update and --skip-broken are for --format chatgpt or claude")
     with open_store(url) as store, progress("importing") as report_progress:
         counts = archive.import_archive(store, file, replace=replace, on_progress=report_progress)
     console.print(
@@ -118,6 +149,23 @@ def import_(
         + (f"; deleted {counts.deleted}" if counts.deleted else ""),
         highlight=False,
     )
+
+
+def _import_export(
+    file: Path, url: str | None, format_name: str, update: bool, skip_broken: bool
+) -> None:
+    """Import a ChatGPT or Claude export and print the summary."""
+    with open_store(url) as store, progress("importing", in_bytes=True) as report_progress:
+        report = importers.import_format(
+            store,
+            file,
+            format_name,
+            update=update,
+            skip_broken=skip_broken,
+            on_progress=report_progress,
+        )
+    for line in report.summary():
+        console.print(line, highlight=False, soft_wrap=True)
 
 
 def backup(

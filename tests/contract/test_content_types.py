@@ -238,4 +238,5 @@ def test_an_edit_must_fit_the_message_type(store: ConversationStore) -> None:
     edited = store.update_message(
         chat, call.id, content={"id": "call_1", "name": "lookup", "arguments": "{}"}
     )
-    assert edited is not None and edited.content["name"] == "lookup"
+    assert edited is not None and isinstance(edited.content, dict)
+    assert edited.content["name"] == "lookup"
