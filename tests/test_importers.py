@@ -6,8 +6,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from convstore import ConversationStore, Message, MessageStatus
 from convstore.importers import import_chatgpt, import_claude
 from tests.export_builders import (
@@ -22,7 +20,6 @@ from tests.export_builders import (
     write_export,
 )
 
-ACTIVE_PATH_DEFECT = "import marks every message active"
 TRIP = "c0ffee00-0000-4000-8000-000000000001"
 
 
@@ -94,7 +91,6 @@ def test_chatgpt_tree_keeps_edits_and_regenerations(
     assert store.check_integrity() == []
 
 
-@pytest.mark.xfail(reason=ACTIVE_PATH_DEFECT, strict=True)
 def test_chatgpt_active_branch_is_the_current_node_path(
     store: ConversationStore, tmp_path: Path
 ) -> None:
@@ -332,7 +328,6 @@ def test_claude_blocks_attachments_and_branches(store: ConversationStore, tmp_pa
     assert retried.metadata["source"]["part"]["citations"] == []  # the block's other fields
 
 
-@pytest.mark.xfail(reason=ACTIVE_PATH_DEFECT, strict=True)
 def test_claude_active_branch_is_the_current_leaf_path(
     store: ConversationStore, tmp_path: Path
 ) -> None:

@@ -76,6 +76,11 @@ class MessageRows(Protocol):
 
     def update_message(self, message_id: str, values: Mapping[str, Any]) -> None: ...
     def delete_messages(self, conversation_id: str, message_ids: Sequence[str]) -> None: ...
+    def set_active_branch(self, conversation_id: str, head_id: str | None) -> None:
+        """Make the active branch (what get_branch reads) the path from a root to
+        ``head_id``, or nothing when None. Inserted messages join the active branch;
+        a caller that inserts other branches (an import) calls this afterwards."""
+
     def reparent_messages(
         self, conversation_id: str, old_parent_id: str, new_parent_id: str | None
     ) -> None:

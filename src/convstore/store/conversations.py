@@ -18,6 +18,7 @@ from convstore.queries import (
 )
 from convstore.retry import retried
 from convstore.states import ConversationState
+from convstore.store.core import insert_tree
 from convstore.store.drafts import make_drafts
 from convstore.store.records import TRASH, expired, from_trash_form, trash_form
 from convstore.store.writing import MessageWriter
@@ -186,8 +187,7 @@ class Conversations(MessageWriter):
                     "some of its message ids are used again"
                 )
             session.insert_conversation(conversation)
-            if messages:
-                session.insert_messages(messages)
+            insert_tree(session, conversation, list(messages))
             session.delete_record(TRASH, conversation_id)
             self._log_change(session, conversation, "conversation.restored", {})
         self._branches.invalidate(conversation_id)

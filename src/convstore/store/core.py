@@ -13,7 +13,7 @@ import copy
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import replace
 from typing import Any, Self
@@ -282,6 +282,15 @@ class _Committing:
             for watcher in self._watchers:
                 watcher()
         return suppressed
+
+
+def insert_tree(session: Session, conversation: Conversation, messages: Sequence[Message]) -> None:
+    """Insert a conversation's messages given whole (any branches: an import, a restore)
+    and make the path to its head the active branch."""
+    if messages:
+        session.insert_messages(messages)
+        session.set_active_branch(conversation.id, None)  # every inserted row joined it
+        session.set_active_branch(conversation.id, conversation.head_message_id)
 
 
 def check_writable(conversation: Conversation) -> None:

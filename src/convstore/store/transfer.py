@@ -10,7 +10,7 @@ from convstore.ids import check_id
 from convstore.models import Conversation, Message
 from convstore.record_checks import check_records
 from convstore.retry import retried
-from convstore.store.core import StoreCore
+from convstore.store.core import StoreCore, insert_tree
 
 
 class Transfer(StoreCore):
@@ -57,8 +57,7 @@ class Transfer(StoreCore):
                     raise ConcurrencyError(f"conversation {conversation.id!r} already exists")
                 session.delete_conversation(conversation.id)
             session.insert_conversation(conversation)
-            if messages:
-                session.insert_messages(list(messages))
+            insert_tree(session, conversation, list(messages))
             self._log_change(session, conversation, "conversation.imported", {})
         self._branches.invalidate(conversation.id)
 

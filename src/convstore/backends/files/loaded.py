@@ -55,6 +55,7 @@ class LoadedConversation:
     embeddings: dict[str, dict[str, bytes]] = field(default_factory=dict)  # model -> id -> vector
     chunks: dict[str, list[Chunk]] = field(default_factory=dict)  # message id -> chunks by seq
     _ordered: list[Message] | None = None
+    _branch: list[Message] | None = None
     # the search index of this conversation: each message's terms, made when first needed
     _terms: dict[str, tuple[list[str], set[str]]] = field(default_factory=dict)
 
@@ -73,11 +74,22 @@ class LoadedConversation:
             self._ordered = sorted(self.messages.values(), key=lambda m: m.seq)
         return self._ordered
 
+    def branch(self) -> list[Message]:
+        """The active branch: the path from a root to the head, by seq (kept until the
+        next change)."""
+        if self._branch is None:
+            path, step = [], self.conversation.head_message_id
+            while step is not None and step in self.messages:
+                path.append(self.messages[step])
+                step = self.messages[step].parent_id
+            self._branch = path[::-1]
+        return self._branch
+
     def apply(self, op: Mapping[str, Any]) -> None:
         """Change the state as one journal operation says."""
         kind = op["op"]
         if kind not in ("chunks", "embed"):  # those leave the messages as they are
-            self._ordered = None
+            self._ordered = self._branch = None
         if kind == "update":
             self.conversation = self.conversation.model_copy(update=op["values"])
         elif kind == "messages":

@@ -197,7 +197,10 @@ class FilesSession:
 
     def get_branch(self, conversation_id: str, page: BranchPage) -> list[Message]:
         state = self._state(conversation_id)
-        return [] if state is None else page_of(state.ordered(), page)
+        return [] if state is None else page_of(state.branch(), page)
+
+    def set_active_branch(self, conversation_id: str, head_id: str | None) -> None:
+        """Nothing to do: the files backend reads the active branch from the head."""
 
     def get_all_messages(self, conversation_id: str) -> list[Message]:
         state = self._state(conversation_id)

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from convstore.backends.sql import ranking
+from convstore.backends.sql import ranking, tree
 from convstore.backends.sql.flavor import Flavor
 from convstore.backends.sql.prepared import StatementCache
 from convstore.backends.sql.rows import (
@@ -224,6 +224,9 @@ class SqlSession:
                 messages.c.conversation_id == conversation_id, messages.c.id.in_(message_ids)
             )
         )
+
+    def set_active_branch(self, conversation_id: str, head_id: str | None) -> None:
+        tree.set_active_branch(self.conn, conversation_id, head_id)
 
     def reparent_messages(
         self, conversation_id: str, old_parent_id: str, new_parent_id: str | None
