@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 
 import convstore
-from convstore import AsyncConversationStore, ConversationStore
+from convstore import AsyncConversationStore, ConversationStore, NewMessage
 
 PUBLIC_NAMES = {
     "AsyncConversationStore",
@@ -99,3 +100,16 @@ def test_async_streaming_records_and_user_views_work() -> None:
         await store.aclose()
 
     asyncio.run(scenario())
+
+
+def test_every_form_of_a_new_message_has_the_same_fields() -> None:
+    """NewMessage declares a new message's fields; a mapping given to append_messages and
+    the REST body use the same names (``message_id`` being the REST name of ``id``)."""
+    from convstore.server.schemas import MessageIn
+    from convstore.store.drafts import NEW_MESSAGE_FIELDS
+
+    declared = {f.name for f in dataclasses.fields(NewMessage)}
+    assert declared | {"message_id"} == NEW_MESSAGE_FIELDS
+    assert set(MessageIn.model_fields) == declared - {"id"} | {"message_id"}
+    new = MessageIn(role="user", content="x", message_id="m1").to_new()
+    assert (new.id, new.role, new.content) == ("m1", "user", "x")

@@ -59,8 +59,13 @@ class MessageRows(Protocol):
     """Message rows: the message tree of each conversation and its active branch."""
 
     def count_messages(self) -> int: ...
-    def insert_messages(self, messages: Sequence[Message]) -> None:
-        """Insert messages that extend the conversation's active branch."""
+    def insert_messages(
+        self, messages: Sequence[Message], contents_json: Sequence[str] | None = None
+    ) -> None:
+        """Insert messages that extend the conversation's active branch.
+
+        ``contents_json``, when given, holds each message's content as JSON text, made
+        once by the store's checks: a backend that stores the text uses it as it is."""
 
     def find_message(self, message_id: str) -> Message | None:
         """The message with this id in any conversation (ids are store-wide)."""
@@ -74,7 +79,12 @@ class MessageRows(Protocol):
     def get_all_messages(self, conversation_id: str) -> list[Message]:
         """Every message of the conversation, on any branch, by seq."""
 
-    def update_message(self, message_id: str, values: Mapping[str, Any]) -> None: ...
+    def update_message(
+        self, message_id: str, values: Mapping[str, Any], content_json: str | None = None
+    ) -> None:
+        """Change the message's fields; ``content_json``, when given, is the new content
+        as JSON text (see insert_messages)."""
+
     def delete_messages(self, conversation_id: str, message_ids: Sequence[str]) -> None: ...
     def set_active_branch(self, conversation_id: str, head_id: str | None) -> None:
         """Make the active branch (what get_branch reads) the path from a root to

@@ -130,8 +130,9 @@ class Messages(MessageWriter):
         check_id(conversation_id, "conversation_id")
         check_id(message_id, "message_id")
         changes: dict[str, Any] = {}
+        content_json = None
         if content is not None:
-            encode_content(content, self.config.max_message_size)
+            content_json = encode_content(content, self.config.max_message_size)
             changes["content"] = content
         if metadata is not None:
             changes["metadata"] = check_metadata(metadata)
@@ -145,7 +146,7 @@ class Messages(MessageWriter):
             if content is not None:
                 check_content(message.type, content)
             changes["updated_at"] = time.time()
-            session.update_message(message_id, changes)
+            session.update_message(message_id, changes, content_json)
             self._store_vectors(session, [message], vectors)
             self._touch(session, conversation, {}, "message.updated", {"message_id": message_id})
         return message.model_copy(update=changes)

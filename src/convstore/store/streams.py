@@ -271,7 +271,7 @@ class Streams(MessageWriter):
             message = _streaming(session, conversation_id, message_id)
             chunks = session.get_chunks(conversation_id, message_id, 0, None)
             content = "".join(chunk.delta for chunk in chunks)
-            encode_content(content, self.config.max_message_size)
+            content_json = encode_content(content, self.config.max_message_size)
             totals = {} if usage is None else token_totals(conversation, [usage])
             changes: dict[str, Any] = {
                 "content": content,
@@ -281,7 +281,7 @@ class Streams(MessageWriter):
             }
             if usage is not None:
                 changes["usage"] = usage
-            session.update_message(message_id, changes)
+            session.update_message(message_id, changes, content_json)
             settled = message.model_copy(update=changes)
             if status is MessageStatus.COMPLETE:
                 self._store_vectors(session, [settled], self._embed_contents([content]))

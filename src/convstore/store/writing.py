@@ -49,6 +49,7 @@ class MessageWriter(StoreCore):
         """Insert the drafts after the head; retried ids return what is stored."""
         result: list[Message] = []
         fresh: list[Message] = []
+        texts: list[str] = []  # the JSON text of each fresh message's content
         seen: dict[str, Message] = {}
         seq, parent, now = conversation.last_seq, conversation.head_message_id, time.time()
         for draft in drafts:
@@ -81,11 +82,12 @@ class MessageWriter(StoreCore):
             parent = message.id
             seen[message.id] = message
             fresh.append(message)
+            texts.append(draft.content_json)
             result.append(message)
         if not fresh:
             return conversation, result
         totals = token_totals(conversation, [m.usage for m in fresh if m.usage is not None])
-        session.insert_messages(fresh)
+        session.insert_messages(fresh, texts)
         changes: dict[str, Any] = {
             "last_seq": seq,
             "head_message_id": parent,

@@ -172,7 +172,9 @@ class FilesSession:
 
     # messages -----------------------------------------------------------------------
 
-    def insert_messages(self, messages: Sequence[Message]) -> None:
+    def insert_messages(
+        self, messages: Sequence[Message], contents_json: Sequence[str] | None = None
+    ) -> None:
         conversation_id = messages[0].conversation_id
         records = [m.model_dump(mode="json") for m in messages]
         self._record(conversation_id, {"op": "messages", "records": records})
@@ -206,7 +208,9 @@ class FilesSession:
         state = self._state(conversation_id)
         return [] if state is None else list(state.ordered())
 
-    def update_message(self, message_id: str, values: Mapping[str, Any]) -> None:
+    def update_message(
+        self, message_id: str, values: Mapping[str, Any], content_json: str | None = None
+    ) -> None:
         owner = self.find_message(message_id)
         if owner is not None:
             op = {"op": "edit", "id": message_id, "values": json_values(values)}

@@ -16,7 +16,7 @@ from convstore.backends.sql.schema import conversations, message_chunks, message
 from convstore.errors import DataIntegrityError
 from convstore.models import Chunk, Conversation, Message, MessageStatus, Role, Usage
 from convstore.search.text import index_text
-from convstore.validation import dump_json, text_values
+from convstore.validation import text_values
 
 MESSAGE_COLUMNS = [column for column in messages.c if column.key != "active"]
 
@@ -98,8 +98,9 @@ def conversation_text(name: str, description: str | None) -> dict[str, str]:
     }
 
 
-def message_values(message: Message) -> dict[str, Any]:
-    """The messages row of a new message (on the active branch)."""
+def message_values(message: Message, content_json: str) -> dict[str, Any]:
+    """The messages row of a new message (on the active branch), its content given as
+    the JSON text the store made when it checked it."""
     return {
         "id": message.id,
         "conversation_id": message.conversation_id,
@@ -108,7 +109,7 @@ def message_values(message: Message) -> dict[str, Any]:
         "active": True,
         "role": message.role.value,
         "type": message.type,
-        "content": dump_json(message.content),
+        "content": content_json,
         "status": message.status.value,
         "sender_id": message.sender_id,
         "created_at": message.created_at,

@@ -163,8 +163,12 @@ class SqlSession:
 
     # messages -----------------------------------------------------------------------
 
-    def insert_messages(self, new: Sequence[Message]) -> None:
-        self._run(INSERT_MESSAGE, [message_values(m) for m in new])
+    def insert_messages(
+        self, new: Sequence[Message], contents_json: Sequence[str] | None = None
+    ) -> None:
+        texts = contents_json or [dump_json(m.content) for m in new]
+        rows = [message_values(m, text) for m, text in zip(new, texts, strict=True)]
+        self._run(INSERT_MESSAGE, rows)
         searchable = [message_text(m.id, m.conversation_id, m.content) for m in new]
         self._run(INSERT_MESSAGE_TEXT, searchable)
         self._add_words([row["terms"] for row in searchable])
@@ -203,7 +207,9 @@ class SqlSession:
         found = self._rows(ALL_MESSAGES, conversation_id=conversation_id)
         return [to_message(row) for row in found]
 
-    def update_message(self, message_id: str, values: Mapping[str, Any]) -> None:
+    def update_message(
+        self, message_id: str, values: Mapping[str, Any], content_json: str | None = None
+    ) -> None:
         columns = dict(values)
         if "content" in columns:  # the vectors described the old text
             self.conn.execute(sa.delete(embeddings).where(embeddings.c.message_id == message_id))
@@ -211,7 +217,7 @@ class SqlSession:
             del searchable["conversation_id"]
             self._run(UPDATE_MESSAGE_TEXT, [{"target_id": message_id, **searchable}])
             self._add_words([searchable["terms"]])
-            columns["content"] = dump_json(columns["content"])
+            columns["content"] = content_json or dump_json(columns["content"])
         if "metadata" in columns:
             columns["meta"] = columns.pop("metadata")
         if isinstance(columns.get("usage"), Usage):
