@@ -221,3 +221,20 @@ def test_conversation_and_index_locks_never_deadlock(tmp_path: Path) -> None:
         for chat in chats:
             assert [m.seq for m in store.get_messages(chat)] == list(range(1, 121))
         assert store.check_integrity() == []
+
+
+def test_a_write_never_changes_a_state_that_readers_hold(tmp_path: Path) -> None:
+    """Readers in other threads keep reading the state they were given after its lock is
+    released: a writer changes a copy and installs it at commit (else a reader could see
+    half a write, or a dict change size while it iterates)."""
+    with convstore.open(f"file://{tmp_path / 'files'}") as store:
+        chat = store.create_conversation("c").id
+        store.append_message(chat, "user", "one")
+        backend = store._backend
+        held = backend.state(chat)  # type: ignore[attr-defined]
+        before = (dict(held.messages), held.conversation)
+        store.append_message(chat, "user", "two")
+        store.set_state(chat, "archived")
+        assert (held.messages, held.conversation) == before
+        assert [m.content for m in store.get_messages(chat)] == ["one", "two"]
+        assert backend.state(chat) is not held  # type: ignore[attr-defined]

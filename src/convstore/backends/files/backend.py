@@ -174,8 +174,11 @@ class FilesBackend:
             if cached is not None:
                 newer = files.load_since(cached.mark)
                 if newer is not None:
-                    for entry in newer.entries:
-                        apply_entry(cached, entry, files)
+                    if newer.entries:  # readers may still hold the older one: change a copy
+                        cached = cached.fork()
+                        for entry in newer.entries:
+                            apply_entry(cached, entry, files)
+                        self._states[conversation_id] = cached
                     cached.mark = newer.mark
                     self._states.move_to_end(conversation_id)
                     return cached

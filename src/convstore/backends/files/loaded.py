@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -85,6 +85,17 @@ class LoadedConversation:
             self._branch = path[::-1]
         return self._branch
 
+    def fork(self) -> LoadedConversation:
+        """A copy to change, leaving this one as the readers holding it see it: a state
+        is never changed in place once other threads may read it (its containers are
+        copied here, and apply replaces the chunk lists and vector maps it changes)."""
+        return replace(
+            self,
+            messages=dict(self.messages),
+            embeddings=dict(self.embeddings),
+            chunks=dict(self.chunks),
+        )
+
     def apply(self, op: Mapping[str, Any]) -> None:
         """Change the state as one journal operation says."""
         kind = op["op"]
@@ -111,10 +122,11 @@ class LoadedConversation:
         elif kind == "chunks":
             for record in op["records"]:
                 chunk = Chunk.model_validate(record)
-                self.chunks.setdefault(chunk.message_id, []).append(chunk)
+                self.chunks[chunk.message_id] = [*self.chunks.get(chunk.message_id, ()), chunk]
         elif kind == "embed":
-            vectors = self.embeddings.setdefault(op["model"], {})
+            vectors = dict(self.embeddings.get(op["model"], {}))
             vectors.update((i, base64.b64decode(v)) for i, v in op["vectors"].items())
+            self.embeddings[op["model"]] = vectors
         elif kind == "reparent":
             for message in list(self.messages.values()):
                 if message.parent_id == op["old"]:
@@ -123,9 +135,10 @@ class LoadedConversation:
             raise DataIntegrityError(f"unknown journal operation {kind!r}")
 
     def _drop_vectors(self, message_ids: Sequence[str]) -> None:
-        for vectors in self.embeddings.values():
-            for message_id in message_ids:
-                vectors.pop(message_id, None)
+        for model, vectors in list(self.embeddings.items()):
+            if any(message_id in vectors for message_id in message_ids):
+                dropped = set(message_ids)
+                self.embeddings[model] = {i: v for i, v in vectors.items() if i not in dropped}
 
     def document(self) -> dict[str, Any]:
         """The snapshot file's contents."""

@@ -92,6 +92,7 @@ class FilesSession:
             lock.acquire()
             self._locks[conversation_id] = lock
             state = self._backend.state(conversation_id)
+            state = None if state is None else state.fork()  # readers keep the committed one
         else:
             with self._backend.conversation_lock(conversation_id, shared=True):
                 state = self._backend.state(conversation_id)
