@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import Path, Query
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
+from convstore.content_types.schemas import BUILT_IN_TYPES
 from convstore.models import Chunk, Conversation, Message, NewMessage, Role, Usage
 from convstore.states import ConversationState
 from convstore.validation import MAX_DESCRIPTION_LENGTH, MAX_NAME_LENGTH, MAX_TYPE_LENGTH
@@ -19,9 +20,10 @@ MAX_PAGE_SIZE = 200  # seed 001's cap on a page
 MAX_BATCH = 1000  # messages or chunks in one request
 MAX_CURSOR_LENGTH = 1000
 TEXT_RULE = "Text is stored as given, except that no text may hold NUL (U+0000)."
-JSON_RULE = "a JSON object, nested at most 100 levels deep"
+JSON_RULE = "a JSON object, nested at most 100 levels deep, its integers within -2**63..2**63-1"
 CONTENT_RULE = (
-    "a string, or JSON (object or array) nested at most 100 levels deep; at most the "
+    "a string, or JSON (object or array) nested at most 100 levels deep with integers "
+    "within -2**63..2**63-1; at most the "
     "store's max_message_size bytes (1 MiB by default) as JSON"
 )
 
@@ -40,7 +42,18 @@ Count = Annotated[int, Field(ge=0, le=MAX_INT), BeforeValidator(_not_text)]
 Seq = Annotated[int, Field(ge=1, le=MAX_INT), BeforeValidator(_not_text)]
 Name = Annotated[str, Field(max_length=MAX_NAME_LENGTH)]
 Description = Annotated[str, Field(max_length=MAX_DESCRIPTION_LENGTH)]
-Kind = Annotated[str, Field(max_length=MAX_TYPE_LENGTH)]
+# a built-in message type, or a custom one namespaced as x-... or vendor/...
+TYPE_PATTERN = "^(?:" + "|".join(BUILT_IN_TYPES) + r"|x-.+|[^/]+/.+)$"
+Kind = Annotated[
+    str,
+    Field(
+        max_length=MAX_TYPE_LENGTH,
+        pattern=TYPE_PATTERN,
+        description="a built-in message type or a namespaced custom one (x-... or "
+        "vendor/...); the content must fit the schema of a built-in type (see the "
+        "README, Message types), which is checked when the message is written",
+    ),
+]
 Metadata = Annotated[dict[str, Any] | None, Field(description=JSON_RULE)]
 Content = Annotated[str | dict[str, Any] | list[Any], Field(description=CONTENT_RULE)]
 
